@@ -1,0 +1,1 @@
+"""Cases and datasets: which files make a case, and whether a dataset is usable."""

@@ -1,0 +1,1 @@
+"""Segmentation metrics, reports and pictures."""

@@ -1,0 +1,1 @@
+"""The DeepMedic network and the one place that computes its sizes."""

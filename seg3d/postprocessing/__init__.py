@@ -1,0 +1,1 @@
+"""Dense CRF and connected components, applied to class probabilities."""

@@ -1,0 +1,1 @@
+"""Reorientation, resampling, normalisation and cropping, with their exact inverse."""

@@ -1,0 +1,1 @@
+"""Training segments: class-balanced centres, two-scale extraction, augmentation."""

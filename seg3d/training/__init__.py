@@ -1,0 +1,1 @@
+"""The training loop, validation, checkpoints and the run folder."""
