@@ -23,8 +23,12 @@ stderr = Console(stderr=True)
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:
-    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 0 else logging.INFO)
-    handler = RichHandler(console=stderr, show_path=False, show_time=False, markup=False)
+    level = (
+        logging.WARNING if quiet else (logging.DEBUG if verbose > 0 else logging.INFO)
+    )
+    handler = RichHandler(
+        console=stderr, show_path=False, show_time=False, markup=False
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)

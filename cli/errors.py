@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-
 from seg3d_cli import console
 
 Command = TypeVar("Command", bound=Callable[..., Any])

@@ -7,9 +7,9 @@ import sys
 from typing import Annotated
 
 import typer
+from seg3d_cli import console, errors
 
 from seg3d import __version__
-from seg3d_cli import console, errors
 
 app = typer.Typer(
     name="seg3d",
@@ -19,6 +19,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
+
 
 def _version(value: bool) -> None:
     if value:
@@ -39,7 +40,9 @@ def main(
     ] = False,
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version."
+        ),
     ] = False,
 ) -> None:
     """3D medical image segmentation with a multi-scale DeepMedic-style CNN."""

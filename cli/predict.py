@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
 from seg3d_cli.errors import user_errors
 
 
@@ -14,14 +13,20 @@ from seg3d_cli.errors import user_errors
 def predict(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="One scan, the channel files of one case, a 4D file, "
-                       "or a folder of cases."),
+        typer.Argument(
+            help="One scan, the channel files of one case, a 4D file, "
+            "or a folder of cases."
+        ),
     ],
     model: Annotated[
         list[Path] | None,
-        typer.Option("--model", help="Run folder or checkpoint; repeat for an ensemble."),
+        typer.Option(
+            "--model", help="Run folder or checkpoint; repeat for an ensemble."
+        ),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Output file or folder.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Output file or folder.")
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace existing outputs.")
     ] = False,

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
 from seg3d_cli.errors import user_errors
 
 
@@ -14,8 +13,10 @@ from seg3d_cli.errors import user_errors
 def train(
     data: Annotated[
         Path | None,
-        typer.Argument(help="Dataset folder (Decathlon layout) or case-list CSV. "
-                       "Default: the bundled sample data."),
+        typer.Argument(
+            help="Dataset folder (Decathlon layout) or case-list CSV. "
+            "Default: the bundled sample data."
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML configuration file.")

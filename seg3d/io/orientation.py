@@ -64,7 +64,9 @@ class Reorientation:
         """The affine of the reoriented grid (same world positions)."""
         return affine @ ornt_codes.inv_ornt_aff(self._forward, self.source_shape)
 
-    def to_canonical(self, array: np.ndarray, channels_first: bool = False) -> np.ndarray:
+    def to_canonical(
+        self, array: np.ndarray, channels_first: bool = False
+    ) -> np.ndarray:
         """Reorient ``(I, J, K, ...)`` (or ``(C, I, J, K)``) to RAS+ axes."""
         return _apply(array, self._forward, channels_first)
 
@@ -75,7 +77,10 @@ class Reorientation:
         return _apply(array, self._backward, channels_first)
 
     def to_dict(self) -> dict:
-        return {"source_codes": self.source_codes, "source_shape": list(self.source_shape)}
+        return {
+            "source_codes": self.source_codes,
+            "source_shape": list(self.source_shape),
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Reorientation:
@@ -83,7 +88,9 @@ class Reorientation:
         return cls(str(data["source_codes"]), shape)  # type: ignore[arg-type]
 
 
-def _apply(array: np.ndarray, transform: np.ndarray, channels_first: bool) -> np.ndarray:
+def _apply(
+    array: np.ndarray, transform: np.ndarray, channels_first: bool
+) -> np.ndarray:
     if channels_first:
         moved = np.moveaxis(array, 0, -1)
         return np.ascontiguousarray(

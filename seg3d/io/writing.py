@@ -79,8 +79,12 @@ def _write_nifti(path: Path, array: np.ndarray, reference: Volume) -> None:
         # the other place the output exactly where they place the input.
         qform, qform_code = header.get_qform(coded=True)
         sform, sform_code = header.get_sform(coded=True)
-        image.set_qform(qform if qform is not None else reference.affine, int(qform_code))
-        image.set_sform(sform if sform is not None else reference.affine, int(sform_code))
+        image.set_qform(
+            qform if qform is not None else reference.affine, int(qform_code)
+        )
+        image.set_sform(
+            sform if sform is not None else reference.affine, int(sform_code)
+        )
     else:
         image = nib.Nifti1Image(array, reference.affine)
         image.set_qform(reference.affine, 1)

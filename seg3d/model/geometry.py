@@ -72,7 +72,9 @@ class PathwayGeometry:
         Args:
             output_start: image index ``c0`` of the first prediction voxel.
         """
-        first = tuple(int(c) + o for c, o in zip(output_start, self.offset, strict=True))
+        first = tuple(
+            int(c) + o for c, o in zip(output_start, self.offset, strict=True)
+        )
         stop = tuple(
             f0 + self.factor * (n - 1) + 1
             for f0, n in zip(first, self.input_shape, strict=True)
