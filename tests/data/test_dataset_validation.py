@@ -383,3 +383,28 @@ def test_case_list_row_problems_are_all_reported(tiny_dataset):
         "declared (declared: 0); declare them in the dataset's labels or fix the "
         "label map",
     )
+
+
+def test_single_file_case_with_the_wrong_number_of_channels(tmp_path):
+    path = save_volume(tmp_path / "imagesTr" / "a.nii.gz", np.zeros((4, 4, 4, 2)))
+    save_volume(tmp_path / "labelsTr" / "a.nii.gz", np.zeros((4, 4, 4), np.uint8))
+    save_volume(tmp_path / "imagesTs" / "b.nii.gz", np.zeros((4, 4, 4, 3)))
+    (tmp_path / "dataset.json").write_text(
+        json.dumps(
+            {
+                "channel_names": {"0": "T1", "1": "T2", "2": "PD"},
+                "labels": {"background": 0, "x": 1},
+            }
+        )
+    )
+
+    report = validate_dataset(open_dataset(tmp_path))
+
+    # The unlabelled test case b is fine; a holds two channels, not three.
+    assert report.problems == (
+        f"{path}: holds 2 channel(s) but the dataset declares 3 (T1, T2, PD); store "
+        "one file per channel (<case>_0000, <case>_0001, ...) or one 4D file with "
+        "all channels on its last axis",
+    )
+    assert report.test[0].label_counts is None
+    assert report.test[0].num_channels == 3
