@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import Annotated
 
 import typer
-from seg3d_cli import console, errors
 
 from seg3d import __version__
+from seg3d_cli import console, errors
 
 app = typer.Typer(
     name="seg3d",
@@ -66,36 +64,5 @@ _register()
 
 
 def run() -> None:
-    """Entry point: user errors become one line and exit code 1."""
-    from seg3d.errors import Seg3dError
-
-    debug = "--debug" in sys.argv[1:]
-    try:
-        app(standalone_mode=False)
-    except Seg3dError as err:
-        if debug:
-            raise
-        console.stderr.print(f"[bold red]error:[/] {err}", highlight=False)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        console.stderr.print("[bold red]interrupted[/]")
-        sys.exit(130)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except typer.Abort:
-        sys.exit(1)
-    except Exception as err:  # click usage errors and friends
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if debug:
-            raise
-        logging.getLogger("seg3d_cli").debug("unexpected error", exc_info=True)
-        console.stderr.print(
-            f"[bold red]internal error:[/] {type(err).__name__}: {err} "
-            "(run again with --debug for the traceback and report it)",
-            highlight=False,
-        )
-        sys.exit(2)
+    """Entry point of the ``seg3d`` console script and ``python -m seg3d``."""
+    app()
