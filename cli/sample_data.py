@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+
 from seg3d_cli import console
 from seg3d_cli.errors import user_errors
 

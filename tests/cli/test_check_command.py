@@ -3,10 +3,10 @@
 import nibabel as nib
 import numpy as np
 import pytest
-from seg3d_cli.main import app
 from typer.testing import CliRunner
 
 from seg3d.data.synthetic import write_synthetic_dataset
+from seg3d_cli.main import app
 
 runner = CliRunner()
 WIDE = {"COLUMNS": "160"}

@@ -3,8 +3,9 @@
 import json
 
 import pytest
-from seg3d_cli.main import app
 from typer.testing import CliRunner
+
+from seg3d_cli.main import app
 
 runner = CliRunner()
 
