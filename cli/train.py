@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from seg3d_cli import console
 from seg3d_cli.errors import user_errors
+
+_TRAINING_OPTIONS = "Training (override the [training] table of --config)"
 
 
 @user_errors
@@ -16,17 +19,187 @@ def train(
         Path | None,
         typer.Argument(
             help="Dataset folder (Decathlon layout) or case-list CSV. "
-            "Default: the bundled sample data."
+            "Default: the bundled sample data.",
+            show_default=False,
         ),
     ] = None,
     config: Annotated[
-        Path | None, typer.Option("--config", help="TOML configuration file.")
+        Path | None,
+        typer.Option("--config", help="TOML configuration file.", show_default=False),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Run folder to create.")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Run folder to create. Default: runs/<date-time>.",
+            show_default=False,
+        ),
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            "--resume", help="Continue the run in this folder exactly where it stopped."
+        ),
+    ] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="Network profile: auto (paper on GPU, cpu elsewhere), paper, "
+            "multiscale, cpu, tiny.",
+            show_default=False,
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Most epochs.", rich_help_panel=_TRAINING_OPTIONS)
+    ] = None,
+    max_time: Annotated[
+        str | None,
+        typer.Option(
+            "--max-time",
+            help="Wall-clock limit, e.g. 25m or 1h30m; ends with a validation.",
+            rich_help_panel=_TRAINING_OPTIONS,
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of everything random.", rich_help_panel=_TRAINING_OPTIONS
+        ),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="auto, cpu, cuda, cuda:N or mps.", rich_help_panel=_TRAINING_OPTIONS
+        ),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="auto, float32, bfloat16 or float16 (GPU).",
+            rich_help_panel=_TRAINING_OPTIONS,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            help="DataLoader processes drawing segments.",
+            rich_help_panel=_TRAINING_OPTIONS,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Print the network, segment sizes and receptive fields, then stop.",
+        ),
+    ] = False,
 ) -> None:
     """Train a model on DATA and write a run folder with checkpoints and curves."""
-    from seg3d.errors import Seg3dError
+    from seg3d.training.config import load_training_config
+    from seg3d.training.trainer import resume as resume_run
+    from seg3d.training.trainer import train as train_run
 
-    raise Seg3dError("seg3d train is not implemented yet in this version")
+    overrides: dict[str, Any] = dict(
+        epochs=epochs,
+        max_time=max_time,
+        seed=seed,
+        device=device,
+        precision=precision,
+        num_workers=workers,
+    )
+    observer = _ProgressObserver()
+    if resume is not None:
+        with observer:
+            summary = resume_run(resume, observer, **overrides)
+        _print_summary(summary)
+        return
+
+    settings = load_training_config(config).with_training(**overrides)
+    if profile is not None:
+        settings = settings.with_profile(profile)
+    data = data if data is not None else _sample_data()
+    if dry_run:
+        _describe(settings, data)
+        return
+    with observer:
+        summary = train_run(data, settings, out, observer)
+    _print_summary(summary)
+
+
+def _sample_data() -> Path:
+    from seg3d.data.bundled import bundled_sample_data
+
+    return bundled_sample_data()
+
+
+def _describe(settings: Any, data: Path) -> None:
+    from seg3d.training.architecture import describe_run
+
+    for line in describe_run(settings, data):
+        console.stdout.print(line, highlight=False, soft_wrap=True)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Training finished", show_header=False)
+    best = summary["best_validation_dice"]
+    rows = [
+        ("run folder", summary["run_dir"]),
+        ("stopped because", summary["stopped_because"]),
+        ("epochs", str(summary["epochs_trained"])),
+        ("best validation Dice", "n/a" if best is None else f"{best:.3f}"),
+        ("best epoch", str(summary["best_epoch"])),
+        ("time", f"{summary['training_seconds']:.0f} s"),
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    console.stdout.print(table)
+
+
+class _ProgressObserver:
+    """Draws a rich progress bar over the run's steps on stderr."""
+
+    def __enter__(self) -> _ProgressObserver:
+        self._context = console.progress_bar()
+        self.progress = self._context.__enter__()
+        self.task = None
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._context.__exit__(*exc_info)
+
+    def started(self, run: Any) -> None:
+        schedule = run.config.training
+        console.stderr.print(
+            f"training [bold]{run.profile}[/] network "
+            f"({run.network.num_parameters():,} parameters) on {run.device}, "
+            f"{str(run.precision).removeprefix('torch.')}; "
+            f"{len(run.cases.training)} training and {len(run.cases.validation)} "
+            f"validation cases; run folder {run.run_dir}",
+            highlight=False,
+        )
+        total = schedule.epochs * schedule.batches_per_epoch
+        done = run.epoch * schedule.batches_per_epoch + run.batch
+        self.task = self.progress.add_task(
+            "training", total=total, completed=done, status=""
+        )
+
+    def stepped(self, run: Any, loss: float, samples_per_second: float) -> None:
+        status = (
+            f"epoch {run.epoch + 1} loss {loss:.3f} lr {run.learning_rate:.2g} "
+            f"{samples_per_second:.0f} segments/s"
+        )
+        if run.best_epoch:
+            status += f" best Dice {run.best_dice:.3f}"
+        self.progress.update(self.task, advance=1, status=status)
+
+    def validated(self, run: Any, dice: dict[str, float]) -> None:
+        # The library logs the scores; the bar shows the best one in its status.
+        pass
+
+    def finished(self, run: Any, summary: dict[str, Any]) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, total=self.progress.tasks[0].completed)
