@@ -165,6 +165,56 @@ def geometry_for_input(
     return segment_geometry(output, pathway_kernels, factors)
 
 
+def equivariant_geometry(
+    output_shape: int | Sequence[int],
+    pathway_kernels: Sequence[Sequence[int]],
+    factors: Sequence[int],
+) -> SegmentGeometry:
+    """Reads of the shift-equivariant evaluation of a prediction block.
+
+    There every pathway is evaluated at every voxel phase: a pathway with factor
+    ``f`` acts as its convolutions dilated by ``f`` over the full-resolution
+    grid, so that prediction voxel ``v`` gets the pathway output computed from
+    image voxels ``v + f * t``, ``t = -s/2 .. s/2`` (``s`` the pathway's
+    shrinkage), centred on ``v`` for every ``v``, as the centre voxel of a
+    training segment is. Each pathway then reads a contiguous window.
+
+    Args:
+        output_shape: prediction shape; every axis a multiple of every factor,
+            so that each of the ``f^3`` phases has the same number of voxels.
+        pathway_kernels: per pathway, the kernel edge of each convolution.
+        factors: per pathway, the subsampling factor (the first is 1).
+
+    Returns:
+        A geometry whose pathways describe reads at step 1: ``factor`` is 1,
+        ``input_shape`` is ``output_shape + f * s``, ``offset`` is ``-f * s/2``,
+        ``crop`` is 0, and ``receptive_field`` is the dilated extent
+        ``f * s + 1``. The phase ``r`` (per axis, ``0 <= r < f``) of pathway
+        ``p`` is its window sliced ``[r::f]``, cut to ``output / f + s``.
+    """
+    output = _triple(output_shape, "output_shape")
+    if len(pathway_kernels) != len(factors):
+        raise ValueError("need one kernel list per pathway factor")
+    if any(n % f for n in output for f in factors):
+        raise ValueError(
+            f"output_shape {output} must be a multiple of every factor {list(factors)}"
+        )
+    pathways = []
+    for kernels, factor in zip(pathway_kernels, factors, strict=True):
+        shrink = shrinkage(kernels)
+        pathways.append(
+            PathwayGeometry(
+                factor=1,
+                input_shape=tuple(n + factor * shrink for n in output),  # type: ignore[arg-type]
+                output_shape=output,
+                offset=(-factor * (shrink // 2),) * 3,
+                crop=(0, 0, 0),
+                receptive_field=factor * shrink + 1,
+            )
+        )
+    return SegmentGeometry(output, tuple(pathways))
+
+
 def _pathway(output: Shape3, kernels: Sequence[int], factor: int) -> PathwayGeometry:
     if factor < 1 or (factor > 1 and factor % 2 == 0):
         raise ValueError(f"subsampling factors must be 1 or odd, not {factor}")
