@@ -211,21 +211,19 @@ class SegmentSampler(IterableDataset):
         self.epoch, self.next_batch = epoch, index
 
     def state_dict(self) -> dict[str, int]:
-        """The whole random state: seed, rank and the next batch to draw."""
-        return {
-            "seed": self.seed,
-            "rank": self.rank,
-            "epoch": self.epoch,
-            "next_batch": self.next_batch,
-        }
+        """The whole random state: the seed and the next batch to draw.
+
+        The rank is not part of it: every rank is at the same position, so one
+        rank's state resumes all of them, each on its own stream.
+        """
+        return {"seed": self.seed, "epoch": self.epoch, "next_batch": self.next_batch}
 
     def load_state_dict(self, state: Mapping[str, int]) -> None:
-        """Continue from a :meth:`state_dict`; the seed and rank are restored too."""
-        missing = {"seed", "rank", "epoch", "next_batch"} - set(state)
+        """Continue from a :meth:`state_dict`; the seed is restored too."""
+        missing = {"seed", "epoch", "next_batch"} - set(state)
         if missing:
             raise ValueError(f"sampler state lacks {sorted(missing)}")
         self.seed = int(state["seed"])
-        self.rank = int(state["rank"])
         self.epoch = int(state["epoch"])
         self.next_batch = int(state["next_batch"])
 

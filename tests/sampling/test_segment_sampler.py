@@ -125,6 +125,15 @@ def test_restored_state_continues_the_identical_stream():
     _assert_same(stream[6:], rest)
 
 
+def test_one_ranks_state_resumes_every_rank_on_its_own_stream():
+    rank_0, rank_1 = _sampler(rank=0), _sampler(rank=1)
+    for sampler in (rank_0, rank_1):
+        sampler.mark_consumed(sampler.batch(0, 2))
+    resumed = _sampler(rank=1, seed=0)
+    resumed.load_state_dict(rank_0.state_dict())
+    _assert_same(list(resumed), list(rank_1))
+
+
 def test_memory_mapped_images_give_the_same_batches(tmp_path):
     cases = [_case("a"), _case("b", seed=1)]
     mapped = []
