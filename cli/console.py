@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -18,7 +19,8 @@ from rich.progress import (
 )
 
 # stdout carries only results a script may parse; everything else goes to stderr.
-stdout = Console()
+# Off a terminal (pipes, CI logs) rich would wrap tables at 80 columns.
+stdout = Console() if sys.stdout.isatty() else Console(width=160)
 stderr = Console(stderr=True)
 
 

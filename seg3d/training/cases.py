@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from seg3d.data.case import Case
 from seg3d.data.dataset import open_dataset
 from seg3d.data.validation import load_cases
 from seg3d.errors import DatasetError
+from seg3d.io import Reorientation
 from seg3d.preprocessing import PreprocessedCase, PreprocessingConfig, preprocess_case
 from seg3d.training.config import DataSplit
 
@@ -26,6 +29,8 @@ class TrainingCases:
         source: the dataset folder or case list.
         channel_names: one name per image channel.
         labels: label name to value, background (0) first, in class order.
+        preprocessing: what was done to every case (with the target spacing
+            filled in where the run chose the median), for the checkpoint.
         training: cases the sampler draws from.
         validation: cases segmented whole to measure Dice.
     """
@@ -33,6 +38,7 @@ class TrainingCases:
     source: Path
     channel_names: tuple[str, ...]
     labels: dict[str, int]
+    preprocessing: PreprocessingConfig
     training: list[PreprocessedCase]
     validation: list[PreprocessedCase]
 
@@ -91,6 +97,10 @@ def prepare_cases(
             f"{dataset.source}: case {missing[0]} of the run's split is not in the "
             "dataset any more; resume with the dataset the run was trained on"
         )
+    if preprocessing.target_spacing is None and split.spacing == "median":
+        spacing = median_canonical_spacing([by_id[i] for i in training_ids])
+        logger.info("resampling every case to the median spacing %s mm", spacing)
+        preprocessing = dataclasses.replace(preprocessing, target_spacing=spacing)
     processed = {i: preprocess_case(by_id[i], preprocessing) for i in by_id}
     logger.info(
         "%d training and %d validation cases from %s",
@@ -100,11 +110,23 @@ def prepare_cases(
     )
     return TrainingCases(
         source=Path(data),
+        preprocessing=preprocessing,
         channel_names=dataset.channel_names,
         labels=dataset.labels,
         training=[processed[i] for i in training_ids],
         validation=[processed[i] for i in validation_ids],
     )
+
+
+def median_canonical_spacing(cases: list[Case]) -> tuple[float, float, float]:
+    """Median voxel size (mm) along the canonical RAS axes of ``cases``."""
+    spacings = []
+    for case in cases:
+        reorientation = Reorientation.for_grid(case.affine, case.spatial_shape)
+        linear = reorientation.canonical_affine(case.affine)[:3, :3]
+        spacings.append(np.sqrt((linear**2).sum(axis=0)))
+    median = np.median(np.array(spacings), axis=0)
+    return tuple(float(round(s, 4)) for s in median)  # type: ignore[return-value]
 
 
 def split_case_ids(

@@ -50,10 +50,16 @@ class DataSplit:
         validation_fraction: share of cases held out (at least one case when
             there are two or more), drawn with the run's seed.
         validation_cases: case ids to hold out instead of a random share.
+        spacing: where ``preprocessing.target_spacing`` is not set, ``"median"``
+            resamples every case to the median voxel spacing of the training
+            cases (per canonical axis, as nnU-Net does), so that scans of
+            different resolution look alike to the network; ``"keep"`` leaves
+            each case at its own spacing.
     """
 
     validation_fraction: float = 0.2
     validation_cases: tuple[str, ...] = ()
+    spacing: Literal["median", "keep"] = "median"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.validation_fraction < 1.0:

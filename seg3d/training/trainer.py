@@ -330,7 +330,7 @@ def model_info(run: TrainingRun) -> dict[str, Any]:
         "profile": run.profile,
         "channel_names": list(run.cases.channel_names),
         "labels": dict(run.cases.labels),
-        "preprocessing": run.config.preprocessing.to_dict(),
+        "preprocessing": run.cases.preprocessing.to_dict(),
         "segment_size": run.config.training.segment_size,
         "training_spacing": list(run.cases.median_spacing),
         "flip_axes": list(run.config.sampling.augmentation.flip_axes),
