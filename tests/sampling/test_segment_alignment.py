@@ -7,12 +7,23 @@ target voxel can be checked against the position the geometry predicts.
 
 import numpy as np
 import pytest
-from sampling_builders import coordinate_image, position_label, tiny_geometry
+import torch
+from sampling_builders import (
+    NUM_CLASSES,
+    coordinate_image,
+    position_label,
+    tiny_geometry,
+)
 
+from seg3d.model.config import NetworkConfig
 from seg3d.model.geometry import PathwayGeometry
+from seg3d.model.network import DeepMedic
 from seg3d.sampling import (
     LABEL_PAD_VALUE,
     PAD_VALUE,
+    AugmentationConfig,
+    SamplingConfig,
+    SegmentSampler,
     context_margins,
     extract_segments,
     extract_target,
@@ -171,3 +182,63 @@ def test_padding_covers_whole_blocks_and_uses_the_shared_values():
     assert shift == before
     assert padded[0, 0, 0, 0] == PAD_VALUE
     assert PAD_VALUE == 0.0
+
+
+@pytest.mark.parametrize("factors", [(3,), (5,), (3, 5)], ids=["x3", "x5", "x3_x5"])
+def test_real_network_output_voxel_predicts_the_target_voxel(coordinate_case, factors):
+    # A DeepMedic whose every convolution passes on its centre tap per channel:
+    # its logits are then, per pathway, the coordinates that pathway read at
+    # the centre of each output voxel's receptive field. Samples are flipped
+    # and turned, so that alignment is checked under augmentation too.
+    pathways = 1 + len(factors)
+    config = NetworkConfig(
+        in_channels=3,
+        num_classes=3 * pathways,
+        feature_maps=(3, 3, 3, 3),
+        kernel_sizes=(3, 3, 3, 3),
+        subsampling_factors=factors,
+        head_widths=(3 * pathways,),
+        head_dropout=(0.0, 0.0),
+        batch_norm=False,
+        activation="relu",  # coordinates are positive: ReLU passes them on
+    )
+    network = DeepMedic(config).eval()
+    with torch.no_grad():
+        for conv in (m for m in network.modules() if isinstance(m, torch.nn.Conv3d)):
+            conv.weight.zero_()
+            conv.bias.zero_()
+            centre = tuple(size // 2 for size in conv.kernel_size)
+            for channel in range(min(conv.in_channels, conv.out_channels)):
+                conv.weight[(channel, channel, *centre)] = 1.0
+    augmentation = AugmentationConfig(
+        flip_axes=(0, 1, 2), rotate_in_plane=True, intensity_scale_std=0.0,
+        intensity_shift_std=0.0, gamma_probability=0.0,
+    )  # fmt: skip
+    sampler = SegmentSampler(
+        [coordinate_case], config.geometry_for_input(17), range(NUM_CLASSES),
+        batch_size=12, batches_per_epoch=1,
+        config=SamplingConfig(augmentation=augmentation),
+    )  # fmt: skip
+    batch = sampler.batch(0, 0)
+
+    with torch.no_grad():
+        logits = network(batch["segments"]).numpy()  # (B, 3 * pathways, 9, 9, 9)
+    read = np.rint(logits).astype(int) - 1
+    target = batch["target"].numpy()
+    assert logits.shape[2:] == target.shape[1:]
+    for n, centre in enumerate(batch["centre"].numpy()):
+        inside = target[n] >= 0
+        normal = read[n, :3]
+        np.testing.assert_array_equal(
+            coordinate_case.label_map[tuple(normal[:, inside])], target[n][inside]
+        )
+        assert np.all(normal[:, ~inside] == -1)
+        np.testing.assert_array_equal(normal[:, 4, 4, 4], centre)
+        for p, factor in enumerate(factors, start=1):
+            context = read[n, 3 * p : 3 * p + 3]
+            read_inside = np.all(context >= 0, axis=0) & inside
+            assert read_inside.any()
+            offset = np.abs(context - normal)[:, read_inside]
+            assert offset.max() <= (factor - 1) // 2
+            if factor == 3:  # 9 = 3 x 3: the middle block is centred on voxel 4
+                np.testing.assert_array_equal(context[:, 4, 4, 4], centre)
