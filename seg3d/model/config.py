@@ -9,12 +9,13 @@ from :mod:`seg3d.model.geometry` through :meth:`NetworkConfig.geometry`.
 from __future__ import annotations
 
 import math
-import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from seg3d.config import from_dict as config_from_dict
+from seg3d.config import to_dict as config_to_dict
 from seg3d.errors import ConfigError
 from seg3d.model import geometry
 from seg3d.model.geometry import SegmentGeometry
@@ -94,26 +95,15 @@ class NetworkConfig:
         """
         if not isinstance(values, Mapping):
             raise ConfigError(f"[{where}] must be a table, not {type(values).__name__}")
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(
-                f"unknown key {where}.{unknown[0]}; known keys: {', '.join(known)}"
-            )
-        hints = typing.get_type_hints(cls)
-        converted = {
-            name: _convert(value, hints[name], f"{where}.{name}")
-            for name, value in values.items()
-        }
         try:
-            return cls(**converted)
-        except ConfigError as err:
+            return config_from_dict(cls, dict(values), where)
+        except InvalidFieldError as err:
             # The checks' messages start with the field name.
-            raise ConfigError(f"{where}.{err}") from None
+            raise InvalidFieldError(f"{where}.{err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data (lists, ints, floats, str, bool) for TOML and checkpoints."""
-        return _plain(asdict(self))
+        return config_to_dict(self)
 
     @classmethod
     def profile(cls, name: str, **overrides: Any) -> NetworkConfig:
@@ -211,12 +201,18 @@ PROFILES: dict[str, dict[str, Any]] = {
 # -- validation: one rule per function, each naming the field --------------------
 
 
+class InvalidFieldError(ConfigError):
+    """A field's value breaks a rule; the message starts with the field name."""
+
+
 def _check_counts(config: NetworkConfig) -> None:
     for name in ("in_channels", "num_classes"):
         if getattr(config, name) < 1:
-            raise ConfigError(f"{name} must be at least 1, not {getattr(config, name)}")
+            raise InvalidFieldError(
+                f"{name} must be at least 1, not {getattr(config, name)}"
+            )
     if config.num_classes < 2:
-        raise ConfigError(
+        raise InvalidFieldError(
             f"num_classes must be at least 2 (background and one class), "
             f"not {config.num_classes}"
         )
@@ -224,37 +220,39 @@ def _check_counts(config: NetworkConfig) -> None:
 
 def _check_layers(config: NetworkConfig) -> None:
     if not config.feature_maps:
-        raise ConfigError("feature_maps must list at least one layer")
+        raise InvalidFieldError("feature_maps must list at least one layer")
     if len(config.kernel_sizes) != len(config.feature_maps):
-        raise ConfigError(
+        raise InvalidFieldError(
             f"kernel_sizes must have one entry per layer ({len(config.feature_maps)}), "
             f"not {len(config.kernel_sizes)}"
         )
     for name in ("feature_maps", "head_widths"):
         if any(n < 1 for n in getattr(config, name)):
-            raise ConfigError(f"{name} must be positive, not {getattr(config, name)}")
+            raise InvalidFieldError(
+                f"{name} must be positive, not {getattr(config, name)}"
+            )
     if any(k < 1 or k % 2 == 0 for k in config.kernel_sizes):
-        raise ConfigError(f"kernel_sizes must be odd, not {config.kernel_sizes}")
+        raise InvalidFieldError(f"kernel_sizes must be odd, not {config.kernel_sizes}")
 
 
 def _check_pathways(config: NetworkConfig) -> None:
     factors = config.subsampling_factors
     if any(f < 3 or f % 2 == 0 for f in factors):
-        raise ConfigError(
+        raise InvalidFieldError(
             f"subsampling_factors must be odd and at least 3 (so that a subsampled "
             f"voxel has a centre), not {factors}"
         )
     if len(set(factors)) != len(factors):
-        raise ConfigError(f"subsampling_factors must differ, not {factors}")
+        raise InvalidFieldError(f"subsampling_factors must differ, not {factors}")
     extra = config.subsampled_feature_maps
     if extra and len(extra) != len(factors):
-        raise ConfigError(
+        raise InvalidFieldError(
             f"subsampled_feature_maps must list one pathway per subsampling factor "
             f"({len(factors)}), not {len(extra)}"
         )
     for maps in extra:
         if len(maps) != config.num_layers or min(maps) < 1:
-            raise ConfigError(
+            raise InvalidFieldError(
                 f"subsampled_feature_maps entries must have {config.num_layers} "
                 f"positive values (one per layer), not {list(maps)}"
             )
@@ -263,81 +261,29 @@ def _check_pathways(config: NetworkConfig) -> None:
 def _check_residuals(config: NetworkConfig) -> None:
     layers = config.residual_layers
     if any(not 2 <= layer <= config.num_layers for layer in layers):
-        raise ConfigError(
+        raise InvalidFieldError(
             f"residual_layers are 1-based layers from 2 to {config.num_layers} "
             f"(layer L adds the input of layer L-1), not {list(layers)}"
         )
     if len(set(layers)) != len(layers):
-        raise ConfigError(f"residual_layers must not repeat, not {list(layers)}")
+        raise InvalidFieldError(f"residual_layers must not repeat, not {list(layers)}")
 
 
 def _check_head(config: NetworkConfig) -> None:
     rates = config.head_dropout
     if len(rates) != len(config.head_widths) + 1:
-        raise ConfigError(
+        raise InvalidFieldError(
             f"head_dropout must have one rate per head layer plus the classifier "
             f"({len(config.head_widths) + 1}), not {len(rates)}"
         )
     if any(not 0.0 <= rate < 1.0 for rate in rates):
-        raise ConfigError(f"head_dropout rates must be in [0, 1), not {list(rates)}")
+        raise InvalidFieldError(
+            f"head_dropout rates must be in [0, 1), not {list(rates)}"
+        )
     if config.activation not in typing.get_args(Activation):
-        raise ConfigError(
+        raise InvalidFieldError(
             f"activation must be 'prelu' or 'relu', not {config.activation!r}"
         )
 
 
 _CHECKS = (_check_counts, _check_layers, _check_pathways, _check_residuals, _check_head)
-
-
-# -- conversion from plain data ------------------------------------------------------
-
-
-def _convert(value: Any, hint: Any, key: str) -> Any:
-    """Check ``value`` against the field's type hint; lists become tuples."""
-    origin = typing.get_origin(hint)
-    if origin is Literal:
-        if value not in typing.get_args(hint):
-            choices = ", ".join(repr(a) for a in typing.get_args(hint))
-            raise ConfigError(f"{key} must be one of {choices}, not {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, not {_type_name(value)}")
-        item_hint = typing.get_args(hint)[0]
-        return tuple(
-            _convert(item, item_hint, f"{key}[{n}]") for n, item in enumerate(value)
-        )
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"unsupported field type for {key}")  # a bug, not user input
-    return _convert_scalar(value, hint, key)
-
-
-def _convert_scalar(value: Any, hint: type, key: str) -> Any:
-    # bool is a subclass of int: reject it where a number is expected and the
-    # other way round, so that `batch_norm = 1` or `in_channels = true` is caught.
-    if hint is bool:
-        ok = isinstance(value, bool)
-    elif hint is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif hint is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    else:
-        ok = isinstance(value, hint)
-    if not ok:
-        raise ConfigError(
-            f"{key} must be {hint.__name__}, not {_type_name(value)} {value!r}"
-        )
-    return value
-
-
-def _type_name(value: Any) -> str:
-    return type(value).__name__
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
