@@ -135,17 +135,25 @@ def _spots(scene: _Scene) -> list[_Spot]:
     voxel_ml = float(np.prod(scene.spacing)) / 1000.0
     union = (scene.truth > 0) | (scene.prediction > 0)
     spots = [
-        _Spot(f"lesion {rank + 1}: {size * voxel_ml:.2f} ml", centre, box)
+        _Spot(f"lesion {rank + 1}: {_volume_text(size * voxel_ml)}", centre, box)
         for rank, (size, centre, box) in enumerate(_largest_components(union))
     ][:MAX_LESIONS]
     disagreement = _largest_components(scene.truth != scene.prediction)[:1]
     for size, centre, box in disagreement:
-        spots.append(_Spot(f"largest error: {size * voxel_ml:.2f} ml", centre, box))
+        title = f"largest error: {_volume_text(size * voxel_ml)}"
+        spots.append(_Spot(title, centre, box))
     if not spots:
         middle = tuple(n // 2 for n in scene.image.shape)
         whole = tuple(slice(0, n) for n in scene.image.shape)
         spots.append(_Spot("no structure in truth or prediction", middle, whole))
     return spots
+
+
+def _volume_text(millilitres: float) -> str:
+    # Small lesions matter too: below 0.1 ml, show mm³ rather than "0.00 ml".
+    if millilitres < 0.1:
+        return f"{millilitres * 1000:.0f} mm³"
+    return f"{millilitres:.2f} ml"
 
 
 def _largest_components(mask: np.ndarray) -> list[tuple[int, tuple, tuple]]:
@@ -299,6 +307,8 @@ def summary_figure(evaluation) -> bytes:
         if metric == "dice":
             axes.set_ylim(-0.02, 1.02)
             _name_worst(axes, evaluation, positions)
+        else:
+            axes.set_ylim(bottom=0)
         axes.set_xticks(positions)
         axes.set_xticklabels(
             [
