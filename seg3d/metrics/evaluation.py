@@ -257,22 +257,11 @@ def evaluate_case(
 ) -> CaseResult:
     """Read, check and measure one case (runs in a worker process)."""
     truth_volume = read_volume(pair.truth)
-    prediction_volume = read_volume(pair.prediction)
     truth = as_label_map(truth_volume)
+    prediction_volume = read_volume(pair.prediction)
     prediction_volume.array = as_label_map(prediction_volume)
     mismatch = grid_mismatch(prediction_volume, truth_volume)
-    if mismatch is not None and resample_prediction:
-        from seg3d.metrics.resampling import resample_nearest
-
-        prediction_volume = resample_nearest(prediction_volume, truth_volume)
-    elif mismatch is not None:
-        check_same_grid(
-            prediction_volume,
-            truth_volume,
-            remedy="pass --resample-pred to resample the prediction onto the "
-            "truth's grid (nearest neighbour)",
-        )
-    prediction = prediction_volume.array
+    prediction = _on_truth_grid(prediction_volume, truth_volume, resample_prediction)
 
     label_maps = LabelMapPair(prediction, truth)
     structures = task.structures(label_maps)
@@ -280,7 +269,7 @@ def evaluate_case(
     metrics = label_maps.metrics(structures, spacing, voxel_volume_mm3(truth_volume))
     picture = None
     if pictures and pair.image is not None:
-        picture = _draw_case(pair, truth_volume, prediction, structures, metrics)
+        picture = _draw_case(pair, truth_volume, truth, prediction, structures, metrics)
     return CaseResult(
         case_id=pair.case_id,
         prediction=pair.prediction,
@@ -294,9 +283,26 @@ def evaluate_case(
     )
 
 
+def _on_truth_grid(prediction: Volume, truth: Volume, resample: bool) -> np.ndarray:
+    """The prediction's label map on the truth's grid, resampled if allowed."""
+    if grid_mismatch(prediction, truth) is None:
+        return prediction.array
+    if not resample:
+        check_same_grid(
+            prediction,
+            truth,
+            remedy="pass --resample-pred to resample the prediction onto the "
+            "truth's grid (nearest neighbour)",
+        )
+    from seg3d.metrics.resampling import resample_nearest
+
+    return resample_nearest(prediction, truth).array
+
+
 def _draw_case(
     pair: CasePair,
     truth_volume: Volume,
+    truth: np.ndarray,
     prediction: np.ndarray,
     structures: Sequence[Structure],
     metrics: dict[str, StructureMetrics],
@@ -305,14 +311,10 @@ def _draw_case(
 
     image = read_volume(pair.image)
     check_same_grid(
-        image,
-        truth_volume,
-        remedy="pass the images the ground truth was drawn on",
+        image, truth_volume, remedy="pass the images the ground truth was drawn on"
     )
     classes = [structure for structure in structures if structure.kind == CLASS]
-    return case_mosaic(
-        image, truth_volume.array, prediction, classes, metrics, pair.case_id
-    )
+    return case_mosaic(image, truth, prediction, classes, metrics, pair.case_id)
 
 
 def _final_structures(

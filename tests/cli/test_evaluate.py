@@ -164,10 +164,34 @@ def test_existing_outputs_are_not_overwritten(data):
         (["--qc", "qc"], "--qc needs --images"),
         (["--labels", "1.5"], "'1.5' is not an integer"),
         (["--region", "core"], "expected NAME=VALUES"),
+        (["--images", "imagesTs"], "--images is only used for pictures"),
     ],
-    ids=["qc-without-images", "bad-label", "bad-region"],
+    ids=["qc-without-images", "bad-label", "bad-region", "images-without-qc"],
 )
 def test_bad_options_get_one_line(data, options, message):
     result = _invoke(data / "pred", data / "labelsTs", *options)
 
     _assert_one_line_error(result, message, data)
+
+
+def test_images_on_another_grid_are_refused_before_anything_is_written(data):
+    image = np.zeros((5, 5, 5), np.float32)
+    _save(data / "imagesTs" / "brain_002_0000.nii.gz", image)
+
+    result = _invoke(
+        data / "pred",
+        data / "labelsTs",
+        "--jobs",
+        "2",
+        "--json",
+        data / "m.json",
+        "--qc",
+        data / "qc",
+        "--images",
+        data / "imagesTs",
+    )
+
+    _assert_one_line_error(
+        result, "pass the images the ground truth was drawn on", data
+    )
+    assert not (data / "qc").exists()
