@@ -20,11 +20,16 @@ import numpy as np
 
 from seg3d.errors import ConfigError
 from seg3d.inference.folded import HEAD_ROWS
+from seg3d.inference.folding import CHANNEL_MULTIPLE, HEAD_MULTIPLE
 from seg3d.model.config import NetworkConfig
 from seg3d.model.geometry import Shape3
 
 DEFAULT_MAX_MEMORY = 2 * 1024**3
 """Activation memory budget in bytes when none is given (CPU)."""
+
+LIBRARY_WORKSPACE = 64 * 1024**2
+"""Memory the convolution and matrix libraries take on top of the activations
+(measured: about 50 MB more than the activations for a 48^3 block on CPU)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,10 @@ def estimate_block_memory(
     Counts the input segments, the largest pair of consecutive pathway
     activations (a convolution's input and output, plus a residual source held
     for later and the outputs of pathways already run) and the head's slab
-    temporaries. Weights, the image and the output array are not included.
+    temporaries, plus :data:`LIBRARY_WORKSPACE`. The image and the output array
+    are not included. Measured peaks on CPU (float32, paper network) were
+    within this estimate for blocks of 48^3 to 96^3 (by up to a third for the
+    larger ones).
 
     Args:
         config: the architecture.
@@ -134,9 +142,10 @@ def estimate_block_memory(
     # Slabs hold HEAD_ROWS voxels, or at least one aligned step of planes.
     step = math.lcm(*geometry.factors)
     rows = min(math.prod(output), max(HEAD_ROWS, step * output[1] * output[2]))
-    head = rows * (3 * max(config.head_widths, default=1) + config.num_classes)
+    widest = _round_up(max(config.head_widths, default=1), HEAD_MULTIPLE)
+    head = rows * (3 * widest + _round_up(config.num_classes, HEAD_MULTIPLE))
     peak = max(peak, held + head)
-    return inputs + peak * element_size
+    return LIBRARY_WORKSPACE + inputs + peak * element_size
 
 
 def choose_block_shape(
@@ -202,7 +211,8 @@ def _pathway_peak(
 ) -> tuple[int, int]:
     """Peak values alive while running one pathway, and its output's size."""
     shape = list(input_shape)
-    channels = config.in_channels
+    # The folded network pads channels with zeros (see seg3d.inference.folding).
+    channels = _round_up(config.in_channels, CHANNEL_MULTIPLE)
     current = channels * math.prod(shape)
     sources = {layer - 2 for layer in config.residual_layers}
     kept = current if 0 in sources else 0
@@ -211,7 +221,7 @@ def _pathway_peak(
         zip(feature_maps, config.kernel_sizes, strict=True), start=1
     ):
         shape = [n - (kernel - 1) for n in shape]
-        produced = width * math.prod(shape)
+        produced = _round_up(width, CHANNEL_MULTIPLE) * math.prod(shape)
         # The activation makes a copy of the input before the convolution.
         peak = max(peak, kept + 2 * current + produced)
         if index in sources:

@@ -42,7 +42,7 @@ class FoldedLayer:
 
     Attributes:
         weight: ``(C_out, C_in, k, k, k)`` convolution weight, or
-            ``(C_out, C_in)`` for a head layer.
+            ``(C_in, C_out)`` for a head layer (voxel rows times weight).
         bias: ``(C_out,)``.
         slope: ``(C_in,)`` activation slope on the input (0 for ReLU), or
             ``None`` for a layer that reads the image directly.
@@ -111,8 +111,8 @@ class FoldedNetwork:
     Attributes:
         config: the architecture.
         pathways: per pathway, its folded layers.
-        head_inputs: per pathway, the first head layer's ``(W, C_p)`` weight
-            columns and ``(C_p,)`` activation slope for that pathway's output.
+        head_inputs: per pathway, the first head layer's ``(C_p, W)`` weight
+            rows and ``(C_p,)`` activation slope for that pathway's output.
         head_bias: ``(W,)`` bias of the first head layer.
         head: the remaining head layers, the classifier last.
         channels_last: run the convolutions in channels-last-3d layout.
@@ -204,8 +204,8 @@ class FoldedNetwork:
         Raises:
             ValueError: the inputs do not fit the geometry.
         """
-        inputs = [self._prepare(x) for x in inputs]
         geometry = self._check(inputs, shift_equivariant)
+        inputs = [self._prepare(x) for x in inputs]
         outputs = [run_pathway(self.pathways[0], inputs[0])]
         for index, x in enumerate(inputs[1:], start=1):
             if shift_equivariant:
@@ -237,11 +237,15 @@ class FoldedNetwork:
         shape = hidden.shape
         rows = hidden.view(-1, shape[-1])  # (N, W)
         for layer in self.head:
-            rows = torch.addmm(layer.bias, F.prelu(rows, layer.slope), layer.weight.t())
-        return rows.view(*shape[:-1], -1)
+            rows = torch.addmm(layer.bias, F.prelu(rows, layer.slope), layer.weight)
+        # Padded classes (see folding) are dropped.
+        return rows[:, : self.config.num_classes].view(*shape[:-1], -1)
 
     def _prepare(self, x: Tensor) -> Tensor:
         x = x.to(device=self.device, dtype=self.dtype)
+        extra = self.pathways[0][0].weight.shape[1] - x.shape[1]
+        if extra > 0:  # image channels padded with zero weights (see folding)
+            x = F.pad(x, (0, 0, 0, 0, 0, 0, 0, extra))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         return x
@@ -255,8 +259,8 @@ class FoldedNetwork:
         shape = rows.shape
         rows = rows.reshape(-1, shape[-1])  # a view in channels-last layout
         if bias is None:
-            return (rows @ weight.t()).view(*shape[:-1], -1)
-        return torch.addmm(bias, rows, weight.t()).view(*shape[:-1], -1)
+            return (rows @ weight).view(*shape[:-1], -1)
+        return torch.addmm(bias, rows, weight).view(*shape[:-1], -1)
 
     def _add_repeated(
         self, hidden: Tensor, low: Tensor, index: int, crop: Sequence[int], start: int

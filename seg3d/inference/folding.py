@@ -17,8 +17,10 @@ bias. Where that inverse is ill-conditioned (a batch-norm scale below
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seg3d.inference.folded import FoldedLayer, FoldedNetwork
@@ -27,17 +29,38 @@ from seg3d.model.network import DeepMedic
 MIN_FOLD_SCALE = 1e-6
 """Smallest batch-norm scale folded into a residual source (see module doc)."""
 
+CHANNEL_MULTIPLE = 8
+"""Convolution channels are padded to this (the AVX2 float32 vector width)."""
 
-def fold(model: DeepMedic, dtype: torch.dtype = torch.float32) -> FoldedNetwork:
+HEAD_MULTIPLE = 16
+"""Head widths and classes are padded to this."""
+
+
+def fold(
+    model: DeepMedic,
+    dtype: torch.dtype = torch.float32,
+    *,
+    channel_multiple: int = CHANNEL_MULTIPLE,
+    head_multiple: int = HEAD_MULTIPLE,
+) -> FoldedNetwork:
     """Fold a trained network's batch norms and head for inference.
 
     The batch norms' running statistics are used (eval-mode behaviour) whatever
     ``model.training`` is; dropout is dropped. The folding is computed in
     float64; the result is on the CPU, use :meth:`FoldedNetwork.to` to move it.
 
+    Channel counts are padded with zero weights to multiples of
+    ``channel_multiple`` (image and convolutions) and ``head_multiple`` (head
+    widths, classes): the function is unchanged, and on x86 CPUs the padded
+    layers run faster than the unpadded ones despite the extra arithmetic
+    (measured in ``bench/bench_network.py``: a 4-channel first layer padded to 8
+    ran 3 times faster, a 150-wide head layer padded to 160 about 1.3 times).
+
     Args:
         model: the trained network; it is not modified.
         dtype: the folded network's precision.
+        channel_multiple: pad convolution channels to a multiple of this.
+        head_multiple: pad head widths and classes to a multiple of this.
     """
     model = copy.deepcopy(model).cpu().double()
     with torch.no_grad():
@@ -56,13 +79,17 @@ def fold(model: DeepMedic, dtype: torch.dtype = torch.float32) -> FoldedNetwork:
                 _fold_pathway(pathway, (in_norm[0][part], in_norm[1][part]))
             )
             weight = first.conv.weight[:, part, 0, 0, 0] * out_scale[:, None]
-            head_inputs.append((weight.clone(), in_slope[part].clone()))
+            head_inputs.append((weight.t().clone(), in_slope[part].clone()))
         head_bias = first.conv.bias * out_scale + out_shift
         head = [
             _fold_head_layer(block, *_output_affine(model.head, index))
             for index, block in enumerate(model.head)
             if index > 0
         ]
+    pathways, head_inputs = _pad_pathways(pathways, head_inputs, channel_multiple)
+    head_inputs, head_bias, head = _pad_head(
+        head_inputs, head_bias, head, head_multiple
+    )
     folded = FoldedNetwork(model.config, pathways, head_inputs, head_bias, head)
     return folded.to(dtype=dtype)
 
@@ -113,7 +140,7 @@ def _fold_pathway(
 def _fold_head_layer(block: nn.Module, scale: Tensor, shift: Tensor) -> FoldedLayer:
     weight = block.conv.weight[:, :, 0, 0, 0] * scale[:, None]  # (C_out, C_in)
     return FoldedLayer(
-        weight=weight.clone(),
+        weight=weight.t().clone(),  # (C_in, C_out): rows @ weight
         bias=(block.conv.bias * scale + shift).clone(),
         slope=_slope(block.activation, block.conv.in_channels),
     )
@@ -153,3 +180,70 @@ def _identity(width: int) -> tuple[Tensor, Tensor]:
     return torch.ones(width, dtype=torch.float64), torch.zeros(
         width, dtype=torch.float64
     )
+
+
+# -- zero padding of channel counts ---------------------------------------------------
+
+
+def _pad_pathways(
+    pathways: list[list[FoldedLayer]],
+    head_inputs: list[tuple[Tensor, Tensor]],
+    multiple: int,
+) -> tuple[list[list[FoldedLayer]], list[tuple[Tensor, Tensor]]]:
+    """Pad every convolution's input and output channels with zero weights."""
+    padded_pathways = []
+    padded_inputs = []
+    for layers, (weight, slope) in zip(pathways, head_inputs, strict=True):
+        padded = []
+        for layer in layers:
+            c_out, c_in = layer.weight.shape[:2]
+            out_pad, in_pad = _extra(c_out, multiple), _extra(c_in, multiple)
+            padded.append(
+                replace(
+                    layer,
+                    weight=F.pad(
+                        layer.weight, (0, 0, 0, 0, 0, 0, 0, in_pad, 0, out_pad)
+                    ),
+                    bias=F.pad(layer.bias, (0, out_pad)),
+                    slope=_pad(layer.slope, in_pad),
+                    pre_scale=_pad(layer.pre_scale, in_pad, 1.0),
+                    pre_shift=_pad(layer.pre_shift, in_pad),
+                )
+            )
+        extra = _extra(weight.shape[0], multiple)
+        padded_pathways.append(padded)
+        padded_inputs.append((F.pad(weight, (0, 0, 0, extra)), _pad(slope, extra)))
+    return padded_pathways, padded_inputs
+
+
+def _pad_head(
+    head_inputs: list[tuple[Tensor, Tensor]],
+    head_bias: Tensor,
+    head: list[FoldedLayer],
+    multiple: int,
+) -> tuple[list[tuple[Tensor, Tensor]], Tensor, list[FoldedLayer]]:
+    """Pad the head's widths and the classes with zero weights."""
+    extra = _extra(head_bias.numel(), multiple)
+    head_inputs = [(F.pad(w, (0, extra)), s) for w, s in head_inputs]
+    head_bias = F.pad(head_bias, (0, extra))
+    padded = []
+    for layer in head:
+        c_in, c_out = layer.weight.shape
+        in_pad, out_pad = _extra(c_in, multiple), _extra(c_out, multiple)
+        padded.append(
+            replace(
+                layer,
+                weight=F.pad(layer.weight, (0, out_pad, 0, in_pad)),
+                bias=F.pad(layer.bias, (0, out_pad)),
+                slope=_pad(layer.slope, in_pad),
+            )
+        )
+    return head_inputs, head_bias, padded
+
+
+def _extra(size: int, multiple: int) -> int:
+    return -size % multiple
+
+
+def _pad(values: Tensor | None, extra: int, fill: float = 0.0) -> Tensor | None:
+    return None if values is None else F.pad(values, (0, extra), value=fill)

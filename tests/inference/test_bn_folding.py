@@ -61,6 +61,28 @@ def test_folded_equals_eval_forward(name, normal_shape, channels_last):
     torch.testing.assert_close(probabilities.double(), expected, atol=1e-6, rtol=0)
 
 
+def test_channels_are_padded_without_changing_the_function():
+    config = CONFIGS["residual-widening"]
+    model = trained_like(config)
+    inputs = segments(config, (23, 19, 26))
+    expected = eval_probabilities(model, inputs)
+
+    padded = fold(model, torch.float64)
+    plain = fold(model, torch.float64, channel_multiple=1, head_multiple=1)
+
+    assert [layer.weight.shape[:2] for layer in padded.pathways[0]] == [
+        (8, 8),
+        (8, 8),
+        (8, 8),
+        (8, 8),
+    ]
+    assert padded.head[-1].weight.shape == (16, 16)
+    assert [layer.weight.shape[0] for layer in plain.pathways[0]] == [3, 5, 4, 7]
+    for folded in (padded, plain):
+        probabilities = folded(inputs).permute(0, 4, 1, 2, 3).double()
+        torch.testing.assert_close(probabilities, expected, atol=1e-6, rtol=0)
+
+
 def test_folding_leaves_no_batch_norm_pass():
     folded = fold(trained_like(CONFIGS["x3-x5-residual"]))
 

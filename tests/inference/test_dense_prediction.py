@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from inference_builders import trained_like
 
 from seg3d.errors import ConfigError, GeometryMismatchError
+from seg3d.inference.blocks import estimate_block_memory
 from seg3d.inference.dense import DensePredictor, predict_dense
 from seg3d.model.config import NetworkConfig
 from seg3d.model.network import match_residual
@@ -55,7 +56,7 @@ def test_probabilities_do_not_depend_on_block_size(
 
 def test_memory_budget_changes_blocks_not_probabilities(model, image, reference):
     predictor = DensePredictor(model)
-    small = 1_500_000
+    small = estimate_block_memory(CONFIG, (15, 15, 30))
 
     blocks = predictor.plan(SHAPE, max_memory=small)
     probabilities = predictor.predict(image, max_memory=small)
