@@ -96,6 +96,14 @@ class Schedule:
         num_workers: DataLoader worker processes drawing segments.
         validation_block: edge of the prediction blocks used to segment
             validation volumes (memory grows with its cube).
+        cudnn_benchmark: on CUDA, let cuDNN time its convolution algorithms
+            for the training segments' one shape and keep the fastest.
+        memory_format: layout of weights and segments: ``channels_last``
+            (channels-last-3d), ``contiguous``, or ``auto``: channels-last on
+            CPUs, where it measured 1.4 times faster (docs/benchmarks.md), and
+            contiguous on GPUs until measured there.
+        compile: ``torch.compile`` the network for training steps; needs a C
+            compiler where it runs (see docs/docker.md).
     """
 
     epochs: int = 40
@@ -115,6 +123,9 @@ class Schedule:
     precision: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     num_workers: int = 1
     validation_block: int = 48
+    cudnn_benchmark: bool = True
+    memory_format: Literal["auto", "channels_last", "contiguous"] = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batches_per_epoch", "batch_size", "validate_every"):

@@ -6,6 +6,14 @@ the validation cases whole, keep the best checkpoint and stop early when Dice
 stalls. Every random choice (split, initial weights, segments, augmentation,
 dropout) derives from one seed and the position (epoch, batch) in the run, so
 an interrupted run resumed from its checkpoint continues bit for bit.
+
+Under torchrun every process runs this loop on its own share of the work
+(:mod:`seg3d.training.distributed`): it draws its own segments (the sampler's
+stream depends on the rank), DistributedDataParallel averages the gradients,
+validation cases are split between the processes and their Dice gathered, and
+rank 0 alone writes the run folder. ``batch_size`` is per process, so N
+processes take steps of N * ``batch_size`` segments. A run resumes with any
+number of processes: the checkpoint holds no rank.
 """
 
 from __future__ import annotations
@@ -13,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,14 +36,15 @@ from seg3d.errors import Seg3dError
 from seg3d.model.config import NetworkConfig
 from seg3d.model.network import DeepMedic
 from seg3d.sampling.sampler import SegmentSampler
-from seg3d.training import run_folder
+from seg3d.training import distributed, run_folder
 from seg3d.training.architecture import network_for, resolved_profile
 from seg3d.training.cases import TrainingCases, prepare_cases
 from seg3d.training.checkpoint import load_checkpoint, save_checkpoint
 from seg3d.training.config import TrainingConfig
+from seg3d.training.distributed import Distributed, StopRequests
 from seg3d.training.losses import segmentation_loss
 from seg3d.training.optimization import make_optimizer, make_schedule
-from seg3d.training.validation import validation_dice
+from seg3d.training.validation import case_dice, mean_over_cases
 
 logger = logging.getLogger(__name__)
 
@@ -85,13 +93,17 @@ class TrainingRun:
     elapsed: float = 0.0
     stop_reason: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
+    distributed: Distributed = field(default_factory=Distributed)
 
     @property
     def learning_rate(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
-    # Set by ``_build``; kept out of the constructor for brevity.
+    # Set by ``_build``; kept out of the constructor for brevity. ``network``
+    # is what checkpoints hold; ``step_network`` is what the optimisation step
+    # calls: the same parameters, wrapped for several processes or compiled.
     network: DeepMedic = None  # type: ignore[assignment]
+    step_network: torch.nn.Module = None  # type: ignore[assignment]
     optimizer: torch.optim.Optimizer = None  # type: ignore[assignment]
     schedule: Any = None
     sampler: SegmentSampler = None  # type: ignore[assignment]
@@ -106,13 +118,17 @@ def train(
 ) -> dict[str, Any]:
     """Train a new model on ``data``; returns the run's summary.
 
+    Under torchrun, every process calls this with the same arguments; they
+    join one process group for the run (see :mod:`seg3d.training.distributed`).
+
     Raises:
         DatasetError: the data cannot be trained on (every problem listed).
         TrainingInterrupted: Ctrl-C or SIGTERM; the state was saved first.
     """
-    run_dir = run_folder.new_run_folder(out)
-    run = _start(run_dir, data, config, resume_state=None)
-    return _loop(run, observer)
+    with distributed.process_group(config.training.device) as group:
+        run_dir = group.on_main(run_folder.new_run_folder, out)
+        run = _start(run_dir, data, config, None, group)
+        return _loop(run, observer if group.is_main else None)
 
 
 def resume(
@@ -131,8 +147,9 @@ def resume(
     if state is None:
         raise Seg3dError(f"{run_dir}: its last checkpoint holds no training state")
     config = TrainingConfig.from_dict(state["config"]).with_training(**training_changes)
-    run = _start(run_dir, Path(state["data"]), config, resume_state=payload)
-    return _loop(run, observer)
+    with distributed.process_group(config.training.device) as group:
+        run = _start(run_dir, Path(state["data"]), config, payload, group)
+        return _loop(run, observer if group.is_main else None)
 
 
 def _start(
@@ -140,9 +157,11 @@ def _start(
     data: Path,
     config: TrainingConfig,
     resume_state: dict[str, Any] | None,
+    group: Distributed | None = None,
 ) -> TrainingRun:
     schedule = config.training
-    device = choose_device(schedule.device)
+    group = group or Distributed(device=choose_device(schedule.device))
+    device = group.device
     precision = choose_precision(schedule.precision, device)
     profile = resolved_profile(config)
     fixed_split = None
@@ -156,18 +175,24 @@ def _start(
     run = TrainingRun(
         run_dir, config, network_config, profile, cases, device, precision
     )
+    run.distributed = group
     _build(run)
     if resume_state is not None:
         _restore(run, resume_state)
-    else:
+    elif group.is_main:
         run_folder.write_config(run_dir, _resolved_config(run))
-    run_folder.point_latest_to(run_dir)
+    if group.is_main:
+        run_folder.point_latest_to(run_dir)
+    run.step_network = _step_network(run)
     logger.info(
-        "network profile %s (%d parameters) on %s in %s",
+        "network profile %s (%d parameters) on %s in %s; %d process(es) with "
+        "batches of %d",
         profile,
         run.network.num_parameters(),
         device,
         str(precision).removeprefix("torch."),
+        group.world_size,
+        schedule.batch_size,
     )
     return run
 
@@ -185,6 +210,7 @@ def _build(run: TrainingRun) -> None:
         batches_per_epoch=schedule.batches_per_epoch,
         config=run.config.sampling,
         seed=schedule.seed,
+        rank=run.distributed.rank,
     )
     run.optimizer = make_optimizer(
         schedule.optimizer,
@@ -197,6 +223,20 @@ def _build(run: TrainingRun) -> None:
     run.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
 
 
+def _step_network(run: TrainingRun) -> torch.nn.Module:
+    """The network as the step calls it, with the configured speed options."""
+    schedule = run.config.training
+    if run.device.type == "cuda":
+        # Training segments all have one shape: cuDNN may time its algorithms
+        # once and keep the fastest.
+        torch.backends.cudnn.benchmark = schedule.cudnn_benchmark
+    run.network.to(memory_format=_memory_format(run))
+    network = distributed.wrap_network(run.network, run.distributed)
+    if schedule.compile:
+        network = torch.compile(network)
+    return network
+
+
 def _loop(run: TrainingRun, observer: TrainingObserver | None) -> dict[str, Any]:
     schedule = run.config.training
     metrics = run_folder.MetricsLog(run.run_dir)
@@ -204,18 +244,23 @@ def _loop(run: TrainingRun, observer: TrainingObserver | None) -> dict[str, Any]
     started = time.monotonic() - run.elapsed
     if observer:
         observer.started(run)
-    loader = run.sampler.data_loader(num_workers=schedule.num_workers)
-    with _interrupts_saved_as_checkpoint(run):
+    group = run.distributed
+    loader = run.sampler.data_loader(
+        num_workers=schedule.num_workers, pin_memory=run.device.type == "cuda"
+    )
+    with _interrupts_saved_as_checkpoint(run) as stop:
         while run.epoch < schedule.epochs and not run.stop_reason:
             if run.batch == 0:
                 run.sampler.set_epoch(run.epoch)
-            losses = _train_epoch(run, loader, observer, started)
+            losses = _train_epoch(run, loader, observer, started, stop)
+            losses = [loss for part in group.gather(losses) for loss in part]
             row = {"epoch": run.epoch + 1, "train_loss": float(np.mean(losses))}
             row["learning_rate"] = run.learning_rate
             run.epoch, run.batch = run.epoch + 1, 0
             run.elapsed = time.monotonic() - started
-            out_of_time = (
-                bool(schedule.max_seconds) and run.elapsed >= schedule.max_seconds
+            # Rank 0's clock decides, so that every process stops together.
+            (out_of_time,) = group.any_rank(
+                group.is_main and _out_of_time(schedule, run.elapsed)
             )
             if out_of_time:
                 run.stop_reason = f"reached max_time {schedule.max_time}"
@@ -228,20 +273,26 @@ def _loop(run: TrainingRun, observer: TrainingObserver | None) -> dict[str, Any]
             if not isinstance(run.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 run.schedule.step()
             run.elapsed = time.monotonic() - started
-            metrics.append(row)
-            _save(run, run_folder.LAST_CHECKPOINT)
-            run_folder.draw_curves(run.run_dir, metrics.rows)
+            # Every rank decides alike from the gathered Dice; rank 0's
+            # decision is shared all the same so that none can run on alone.
+            run.stop_reason = group.broadcast(run.stop_reason)
+            if group.is_main:
+                metrics.append(row)
+                _save(run, run_folder.LAST_CHECKPOINT)
+                run_folder.draw_curves(run.run_dir, metrics.rows)
     if not run.stop_reason:
         run.stop_reason = f"completed {schedule.epochs} epochs"
     summary = _summary(run)
-    run_folder.write_summary(run.run_dir, summary)
+    if group.is_main:
+        run_folder.write_summary(run.run_dir, summary)
     if observer:
         observer.finished(run, summary)
     return summary
 
 
-def _train_epoch(run, loader, observer, started) -> list[float]:
+def _train_epoch(run, loader, observer, started, stop) -> list[float]:
     schedule = run.config.training
+    group = run.distributed
     run.network.train()
     losses = []
     for batch in loader:
@@ -250,20 +301,46 @@ def _train_epoch(run, loader, observer, started) -> list[float]:
         losses.append(_step(run, batch))
         run.sampler.mark_consumed(batch)
         run.batch = int(batch["batch_index"]) + 1
-        rate = schedule.batch_size / max(time.monotonic() - tick, 1e-9)
+        # Segments per second over all processes, from rank 0's pace.
+        rate = (
+            group.world_size * schedule.batch_size / max(time.monotonic() - tick, 1e-9)
+        )
         if observer:
             observer.stepped(run, losses[-1], rate)
-        if schedule.max_seconds and time.monotonic() - started >= schedule.max_seconds:
+        interrupted, out_of_time = group.any_rank(
+            stop.requested,
+            group.is_main and _out_of_time(schedule, time.monotonic() - started),
+        )
+        if interrupted:
+            raise KeyboardInterrupt
+        if out_of_time:
             break
     return losses
 
 
+def _out_of_time(schedule: Any, elapsed: float) -> bool:
+    return bool(schedule.max_seconds) and elapsed >= schedule.max_seconds
+
+
+def _memory_format(run: TrainingRun) -> torch.memory_format:
+    name = run.config.training.memory_format
+    if name == "auto":
+        name = "channels_last" if run.device.type == "cpu" else "contiguous"
+    return (
+        torch.channels_last_3d if name == "channels_last" else torch.contiguous_format
+    )
+
+
 def _step(run: TrainingRun, batch: dict[str, Any]) -> float:
-    segments = [s.to(run.device, non_blocking=True) for s in batch["segments"]]
+    memory_format = _memory_format(run)
+    segments = [
+        s.to(run.device, non_blocking=True, memory_format=memory_format)
+        for s in batch["segments"]
+    ]
     target = batch["target"].to(run.device, non_blocking=True)
     autocast = run.precision != torch.float32
     with torch.autocast(run.device.type, dtype=run.precision, enabled=autocast):
-        logits = run.network(segments)
+        logits = run.step_network(segments)
     loss = segmentation_loss(logits, target, run.config.training.loss)
     run.optimizer.zero_grad(set_to_none=True)
     if run.scaler is not None:
@@ -278,22 +355,34 @@ def _step(run: TrainingRun, batch: dict[str, Any]) -> float:
 
 def _seed_dropout(run: TrainingRun, epoch: int, batch: int) -> None:
     # Dropout draws from torch's generator; seeding it per step makes a resumed
-    # run draw the same masks as an uninterrupted one.
-    sequence = np.random.SeedSequence(
-        run.config.training.seed, spawn_key=(epoch, batch)
-    )
+    # run draw the same masks as an uninterrupted one. Other ranks draw their
+    # own masks; rank 0 keeps the key of a single process.
+    rank = run.distributed.rank
+    key = (epoch, batch) if rank == 0 else (epoch, batch, rank)
+    sequence = np.random.SeedSequence(run.config.training.seed, spawn_key=key)
     torch.manual_seed(int(sequence.generate_state(1, np.uint64)[0] >> 1))
 
 
 def _validate(run: TrainingRun, observer: TrainingObserver | None) -> dict[str, float]:
     schedule = run.config.training
-    dice = validation_dice(
-        run.network,
+    group = run.distributed
+    # Each process segments its share of the cases with rank 0's weights and
+    # statistics; all of them average the gathered scores in case order, as a
+    # single process would.
+    group.share_buffers(run.network)
+    scores = case_dice(
+        distributed.plain_network(run.network),
         run.network_config,
-        run.cases,
+        group.shard(run.cases.validation),
+        run.cases.labels,
         run.device,
         run.precision,
         schedule.validation_block,
+    )
+    gathered = {k: v for part in group.gather(scores) for k, v in part.items()}
+    dice = mean_over_cases(
+        [gathered[case.case_id] for case in run.cases.validation],
+        list(run.cases.labels)[1:],
     )
     foreground = [v for v in dice.values() if math.isfinite(v)]
     mean_dice = float(np.mean(foreground)) if foreground else 0.0
@@ -340,6 +429,9 @@ def model_info(run: TrainingRun) -> dict[str, Any]:
 
 
 def _save(run: TrainingRun, name: str, with_training_state: bool = True) -> Path:
+    """Write checkpoint ``name`` on rank 0; the other ranks only learn its path."""
+    if not run.distributed.is_main:
+        return run.run_dir / name
     state = None
     if with_training_state:
         state = {
@@ -382,23 +474,23 @@ def _restore(run: TrainingRun, payload: dict[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _interrupts_saved_as_checkpoint(run: TrainingRun) -> Iterator[None]:
-    """Save the state and raise :class:`TrainingInterrupted` on Ctrl-C or SIGTERM."""
+def _interrupts_saved_as_checkpoint(run: TrainingRun) -> Iterator[StopRequests]:
+    """Save the state and raise :class:`TrainingInterrupted` on Ctrl-C or SIGTERM.
 
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = None
-    with contextlib.suppress(ValueError):  # not in the main thread
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        yield
-    except KeyboardInterrupt:
-        path = _save(run, run_folder.LAST_CHECKPOINT)
-        raise TrainingInterrupted(path) from None
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    Several processes stop together after the step in which any of them got
+    the signal (torchrun passes Ctrl-C on to every process); rank 0 saves the
+    state all of them share at that point. A second signal stops a process at
+    once: rank 0 then saves its own last finished step if it can, the others
+    leave without waiting, and torchrun ends processes still waiting for them
+    in a collective (after its 30 s grace period, without a save). At worst
+    the run resumes from the checkpoint of the last finished epoch.
+    """
+    with StopRequests(run.distributed) as stop:
+        try:
+            yield stop
+        except KeyboardInterrupt:
+            path = _save(run, run_folder.LAST_CHECKPOINT)
+            raise TrainingInterrupted(path) from None
 
 
 def _resolved_config(run: TrainingRun) -> dict[str, Any]:
@@ -416,6 +508,7 @@ def _summary(run: TrainingRun) -> dict[str, Any]:
         "profile": run.profile,
         "parameters": run.network.num_parameters(),
         "device": str(run.device),
+        "processes": run.distributed.world_size,
         "precision": str(run.precision).removeprefix("torch."),
         "epochs_trained": run.epoch,
         "stopped_because": run.stop_reason,
