@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from seg3d_cli import console
+from seg3d_cli import console, launch
 from seg3d_cli.errors import user_errors
 
 _UNITS = {"": 1, "b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30, "tb": 2**40}
@@ -88,18 +88,26 @@ def predict(
         bool, typer.Option("--overwrite", help="Replace existing outputs.")
     ] = False,
 ) -> None:
-    """Segment INPUTS and write label maps on each input's exact grid."""
+    """Segment INPUTS and write label maps on each input's exact grid.
+
+    Under torchrun the cases are shared out: case i goes to rank i % N, each
+    process writes its own cases' outputs, and rank 0 prints the table of all.
+    """
     from seg3d.data.inputs import prediction_cases
-    from seg3d.device import choose_device
     from seg3d.inference.outputs import check_outputs_free, output_paths
     from seg3d.inference.pipeline import CasePredictor
     from seg3d.inference.trained_model import load_trained_model, resolve_model_paths
+    from seg3d.training.distributed import process_group
 
+    launch.quiet_other_ranks()
     paths = resolve_model_paths(model, runs)
     models = [load_trained_model(p) for p in paths]
-    console.stderr.print(
-        "model: " + ", ".join(str(p) for p in paths), highlight=False, soft_wrap=True
-    )
+    if launch.is_main_process():
+        console.stderr.print(
+            "model: " + ", ".join(str(p) for p in paths),
+            highlight=False,
+            soft_wrap=True,
+        )
     cases = prediction_cases(inputs, len(models[0].channel_names), mask)
     single = len(cases) == 1
     folder = out if out is not None or single else Path("predictions")
@@ -108,26 +116,46 @@ def predict(
         for c in cases
     ]
     check_outputs_free(outputs, overwrite)
-    torch_device = choose_device(device)
-    predictor = CasePredictor(
-        models,
-        device=torch_device,
-        precision=_precision(precision, torch_device),
-        tta=tta,
-        shift_equivariant=shift_equivariant,
-        max_memory=_bytes(max_memory) if max_memory else None,
-    )
-    rows = _predict_all(predictor, models, cases, outputs, overwrite)
-    _print_table(rows)
+    # The processes only exchange the rows of the table: gloo on any device.
+    with process_group(device, backend="gloo") as group:
+        # No process writes before every one has checked that the outputs are
+        # free, so that none of them finds another's fresh output in its way.
+        group.barrier()
+        predictor = CasePredictor(
+            models,
+            device=group.device,
+            precision=_precision(precision, group.device),
+            tta=tta,
+            shift_equivariant=shift_equivariant,
+            max_memory=_bytes(max_memory) if max_memory else None,
+        )
+        mine = group.shard(range(len(cases)))
+        rows = _predict_all(
+            predictor,
+            models,
+            [cases[i] for i in mine],
+            [outputs[i] for i in mine],
+            overwrite,
+            show_progress=group.is_main,
+        )
+        rows = [row for part in group.gather(rows) for row in part]
+    if group.is_main:
+        order = {str(paths.segmentation): n for n, paths in enumerate(outputs)}
+        _print_table(sorted(rows, key=lambda row: order[row["output"]]))
 
 
-def _predict_all(predictor, models, cases, outputs, overwrite) -> list[dict[str, Any]]:
+def _predict_all(
+    predictor, models, cases, outputs, overwrite, show_progress=True
+) -> list[dict[str, Any]]:
     from seg3d.data.loading import load_case
     from seg3d.inference.outputs import write_prediction
 
     channel_names = models[0].channel_names
-    rows = []
-    with console.progress_bar() as progress, ThreadPoolExecutor(1) as reader:
+    rows: list[dict[str, Any]] = []
+    if not cases:  # more processes than cases
+        return rows
+    bar = console.progress_bar() if show_progress else _silent_progress()
+    with bar as progress, ThreadPoolExecutor(1) as reader:
         task = progress.add_task("predicting", total=len(cases), status="")
         # Reading the next case overlaps computing the current one.
         pending = reader.submit(load_case, cases[0], channel_names)
@@ -158,6 +186,13 @@ def _predict_all(predictor, models, cases, outputs, overwrite) -> list[dict[str,
                 }
             )
     return rows
+
+
+def _silent_progress() -> Any:
+    """A progress bar that draws nothing (processes other than rank 0)."""
+    from rich.progress import Progress
+
+    return Progress(disable=True)
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from seg3d_cli import console
+from seg3d_cli import console, launch
 from seg3d_cli.errors import user_errors
 
 _TRAINING_OPTIONS = "Training (override the [training] table of --config)"
+_SPEED_OPTIONS = "Speed and several GPUs"
 
 
 @user_errors
@@ -88,6 +91,37 @@ def train(
             rich_help_panel=_TRAINING_OPTIONS,
         ),
     ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Processes to train with on this machine, one per GPU (or CPU "
+            "processes with --device cpu), started through torchrun. For several "
+            "machines run torchrun yourself: see docs/docker.md.",
+            rich_help_panel=_SPEED_OPTIONS,
+        ),
+    ] = 1,
+    memory_format: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-format",
+            help="auto (channels_last on CPUs, contiguous on GPUs), channels_last "
+            "or contiguous.",
+            show_default=False,
+            rich_help_panel=_SPEED_OPTIONS,
+        ),
+    ] = None,
+    compile_network: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="torch.compile the network (minutes to compile; needs a C "
+            "compiler). Default: from --config (off).",
+            show_default=False,
+            rich_help_panel=_SPEED_OPTIONS,
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -96,7 +130,11 @@ def train(
         ),
     ] = False,
 ) -> None:
-    """Train a model on DATA and write a run folder with checkpoints and curves."""
+    """Train a model on DATA and write a run folder with checkpoints and curves.
+
+    Under torchrun (or with --nproc) every process trains on its own segments,
+    batches of --config's batch_size each; rank 0 writes the run folder.
+    """
     from seg3d.training.config import load_training_config
     from seg3d.training.trainer import resume as resume_run
     from seg3d.training.trainer import train as train_run
@@ -108,10 +146,15 @@ def train(
         device=device,
         precision=precision,
         num_workers=workers,
+        memory_format=memory_format,
+        compile=compile_network,
     )
+    if nproc > 1 and not dry_run:
+        launch.relaunch_under_torchrun(nproc)
+    launch.quiet_other_ranks()
     observer = _ProgressObserver()
     if resume is not None:
-        with observer:
+        with observer, _interruption_reported_once():
             summary = resume_run(resume, observer, **overrides)
         _print_summary(summary)
         return
@@ -123,9 +166,22 @@ def train(
     if dry_run:
         _describe(settings, data)
         return
-    with observer:
+    with observer, _interruption_reported_once():
         summary = train_run(data, settings, out, observer)
     _print_summary(summary)
+
+
+@contextlib.contextmanager
+def _interruption_reported_once() -> Iterator[None]:
+    """Every process stops on Ctrl-C; rank 0 alone says where the state went."""
+    from seg3d.training.trainer import TrainingInterrupted
+
+    try:
+        yield
+    except TrainingInterrupted:
+        if launch.is_main_process():
+            raise
+        raise typer.Exit(1) from None
 
 
 def _sample_data() -> Path:
@@ -144,12 +200,16 @@ def _describe(settings: Any, data: Path) -> None:
 def _print_summary(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
+    if not launch.is_main_process():
+        return
+
     table = Table(title="Training finished", show_header=False)
     best = summary["best_validation_dice"]
     rows = [
         ("run folder", summary["run_dir"]),
         ("stopped because", summary["stopped_because"]),
         ("epochs", str(summary["epochs_trained"])),
+        ("processes", str(summary["processes"])),
         ("best validation Dice", "n/a" if best is None else f"{best:.3f}"),
         ("best epoch", str(summary["best_epoch"])),
         ("time", f"{summary['training_seconds']:.0f} s"),
@@ -163,7 +223,12 @@ class _ProgressObserver:
     """Draws a rich progress bar over the run's steps on stderr."""
 
     def __enter__(self) -> _ProgressObserver:
-        self._context = console.progress_bar()
+        # Only rank 0 hears of progress, so only it draws a bar.
+        self._context = (
+            console.progress_bar()
+            if launch.is_main_process()
+            else contextlib.nullcontext(None)
+        )
         self.progress = self._context.__enter__()
         self.task = None
         return self
@@ -178,7 +243,8 @@ class _ProgressObserver:
             f"({run.network.num_parameters():,} parameters) on {run.device}, "
             f"{str(run.precision).removeprefix('torch.')}; "
             f"{len(run.cases.training)} training and {len(run.cases.validation)} "
-            f"validation cases; run folder {run.run_dir}",
+            f"validation cases; {run.distributed.world_size} process(es); "
+            f"run folder {run.run_dir}",
             highlight=False,
         )
         total = schedule.epochs * schedule.batches_per_epoch
