@@ -21,7 +21,15 @@ from seg3d.data.case import Case
 from seg3d.inference.dense import DensePredictor
 from seg3d.inference.trained_model import TrainedModel, check_ensemble
 from seg3d.io.writing import label_dtype
-from seg3d.preprocessing import preprocess_case, restore_probabilities
+from seg3d.postprocessing.components import filter_components
+from seg3d.postprocessing.crf import apply_crf
+from seg3d.postprocessing.settings import Postprocessing
+from seg3d.preprocessing import (
+    PreprocessingRecord,
+    preprocess_case,
+    restore_probabilities,
+)
+from seg3d.preprocessing.normalization import normalize
 
 logger = logging.getLogger(__name__)
 
@@ -40,11 +48,13 @@ class CasePrediction:
         probabilities: ``(N, I, J, K)`` float32 class probabilities, in the
             case's axis order; background probability 1 outside the ROI.
         label_map: ``(I, J, K)`` uint8/uint16 label values (the dataset's own).
+        records: each model's preprocessing of the case, in model order.
     """
 
     case: Case
     probabilities: np.ndarray
     label_map: np.ndarray
+    records: list[PreprocessingRecord]
 
 
 class CasePredictor:
@@ -58,6 +68,8 @@ class CasePredictor:
             and average.
         shift_equivariant: evaluate subsampled pathways at every voxel phase.
         max_memory: activation memory budget in bytes for one block.
+        postprocessing: a dense CRF over the averaged probabilities and
+            connected-component clean-up of the label map, where set.
     """
 
     def __init__(
@@ -68,9 +80,12 @@ class CasePredictor:
         tta: bool = False,
         shift_equivariant: bool = False,
         max_memory: int | None = None,
+        postprocessing: Postprocessing | None = None,
     ) -> None:
         check_ensemble(models)
         self.models = models
+        self.device = torch.device(device)
+        self.postprocessing = postprocessing or Postprocessing()
         self.tta = tta
         self.max_memory = max_memory
         self.predictors = [
@@ -90,13 +105,30 @@ class CasePredictor:
     def predict(self, case: Case, progress: Progress | None = None) -> CasePrediction:
         """Probabilities and label map of ``case`` (image ``(C, I, J, K)``)."""
         total = np.zeros((len(self.labels), *case.spatial_shape), np.float32)
+        records = []
         for model, predictor in zip(self.models, self.predictors, strict=True):
-            total += self._one_model(case, model, predictor, progress)
+            probabilities, record = self._one_model(case, model, predictor, progress)
+            total += probabilities
+            records.append(record)
         probabilities = total / len(self.models)  # (N, I, J, K)
         if case.roi_mask is not None:
             probabilities[:, ~case.roi_mask] = 0.0
             probabilities[0, ~case.roi_mask] = 1.0
-        return CasePrediction(case, probabilities, self.label_map(probabilities))
+        if self.postprocessing.crf is not None:
+            probabilities = apply_crf(
+                probabilities,
+                crf_image(case, records[0]),
+                case.spacing,
+                self.postprocessing.crf,
+                case.roi_mask,
+                self.device,
+            )
+        label_map = self.label_map(probabilities)
+        if self.postprocessing.components is not None:
+            label_map, _ = filter_components(
+                label_map, case.spacing, self.postprocessing.components
+            )
+        return CasePrediction(case, probabilities, label_map, records)
 
     def label_map(self, probabilities: np.ndarray) -> np.ndarray:
         """Label values ``(I, J, K)`` of the most probable class per voxel."""
@@ -110,7 +142,7 @@ class CasePredictor:
         model: TrainedModel,
         predictor: DensePredictor,
         progress: Progress | None,
-    ) -> np.ndarray:
+    ) -> tuple[np.ndarray, PreprocessingRecord]:
         _warn_about_spacing(case, model)
         processed = preprocess_case(_without_labels(case), model.preprocessing)
         flips = _flip_sets(model.flip_axes) if self.tta else [()]
@@ -123,7 +155,17 @@ class CasePredictor:
             probabilities = _flipped(probabilities, None, axes)[0]
             summed = probabilities if summed is None else summed + probabilities
         mean = summed / len(flips)  # (N, i, j, k) on the processed grid
-        return restore_probabilities(mean, processed.record)
+        return restore_probabilities(mean, processed.record), processed.record
+
+
+def crf_image(case: Case, record: PreprocessingRecord) -> np.ndarray:
+    """The case's ``(C, I, J, K)`` intensities on the scale the CRF expects.
+
+    The CRF runs on the case's own grid, after the ensemble is averaged, with
+    intensities normalised by the first model's statistics for this case (its
+    intensity sigmas are in those units, e.g. z-scores).
+    """
+    return normalize(case.image, record.statistics, case.roi_mask)
 
 
 def _without_labels(case: Case) -> Case:
