@@ -51,11 +51,13 @@ def main(
 def _register() -> None:
     # Each command lives in its own module; importing them is cheap because
     # heavy libraries are imported inside the command functions.
-    from seg3d_cli import check, evaluate, predict, sample_data, train
+    from seg3d_cli import check, crf, evaluate, predict, sample_data, train
 
     app.command("train")(train.train)
     app.command("predict")(predict.predict)
     app.command("evaluate")(evaluate.evaluate)
+    app.command("crf")(crf.crf)
+    app.command("tune-crf")(crf.tune_crf)
     app.command("sample-data")(sample_data.sample_data)
     app.command("check")(check.check)
 
