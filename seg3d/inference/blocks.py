@@ -59,16 +59,20 @@ def plan_blocks(
     alignment: int,
     roi_mask: np.ndarray | None = None,
 ) -> list[Block]:
-    """Tile a volume into blocks on the global grid, skipping ROI-free ones.
+    """Tile a volume, or its ROI's bounding box, into blocks on the global grid.
+
+    With a ROI mask, tiling starts at the ROI's bounding box (its first corner
+    rounded down to a multiple of ``alignment``, so still on the global grid)
+    and blocks without a ROI voxel are left out.
 
     Args:
         spatial_shape: the volume's shape (i, j, k).
         block_shape: the largest block, a multiple of ``alignment`` per axis.
         alignment: ``config.alignment``.
-        roi_mask: ``(I, J, K)`` bool; blocks without a ROI voxel are left out.
+        roi_mask: ``(I, J, K)`` bool, or ``None`` for the whole volume.
 
     Returns:
-        The blocks in i, j, k order.
+        The blocks in i, j, k order; none for an empty ROI.
     """
     shape = _triple(block_shape)
     if any(n < 1 or n % alignment for n in shape):
@@ -76,18 +80,47 @@ def plan_blocks(
             f"block_shape must be a positive multiple of {alignment} per axis, "
             f"not {shape}"
         )
-    starts = [range(0, size, n) for size, n in zip(spatial_shape, shape, strict=True)]
+    bounds = roi_bounds(spatial_shape, alignment, roi_mask)
+    if bounds is None:
+        return []
+    first, stop = bounds
+    starts = [range(a, b, n) for a, b, n in zip(first, stop, shape, strict=True)]
     blocks = []
     for i in starts[0]:
         for j in starts[1]:
             for k in starts[2]:
                 start = (i, j, k)
-                block = Block(
-                    start, _clipped_shape(start, shape, spatial_shape, alignment)
-                )
+                block = Block(start, _clipped_shape(start, shape, stop, alignment))
                 if roi_mask is None or roi_mask[block.region(spatial_shape)].any():
                     blocks.append(block)
     return blocks
+
+
+def roi_bounds(
+    spatial_shape: Sequence[int], alignment: int, roi_mask: np.ndarray | None = None
+) -> tuple[Shape3, Shape3] | None:
+    """First voxel (on the grid) and past-the-end voxel of the region to predict.
+
+    Args:
+        spatial_shape: the volume's shape (i, j, k).
+        alignment: ``config.alignment``; the first voxel is a multiple of it.
+        roi_mask: ``(I, J, K)`` bool, or ``None`` for the whole volume.
+
+    Returns:
+        ``(first, stop)`` per axis, or ``None`` for an empty ROI.
+    """
+    if roi_mask is None:
+        return (0, 0, 0), tuple(int(n) for n in spatial_shape)  # type: ignore[return-value]
+    first = []
+    stop = []
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        present = np.flatnonzero(roi_mask.any(axis=others))
+        if present.size == 0:
+            return None
+        first.append(int(present[0]) // alignment * alignment)
+        stop.append(int(present[-1]) + 1)
+    return tuple(first), tuple(stop)  # type: ignore[return-value]
 
 
 def estimate_block_memory(

@@ -39,6 +39,7 @@ from seg3d.inference.blocks import (
     Block,
     choose_block_shape,
     plan_blocks,
+    roi_bounds,
 )
 from seg3d.inference.folded import FoldedNetwork
 from seg3d.inference.folding import fold
@@ -115,10 +116,13 @@ class DensePredictor:
                 the free memory on a CUDA device, else
                 :data:`~seg3d.inference.blocks.DEFAULT_MAX_MEMORY`.
         """
+        bounds = roi_bounds(spatial_shape, self.config.alignment, roi_mask)
+        if bounds is None:
+            return []
         if block_shape is None:
             block_shape = choose_block_shape(
                 self.config,
-                spatial_shape,
+                [b - a for a, b in zip(*bounds, strict=True)],
                 max_memory or self._default_memory(),
                 element_size=self.element_size,
                 shift_equivariant=self.shift_equivariant,

@@ -42,7 +42,23 @@ def test_blocks_without_roi_voxels_are_left_out():
 
     blocks = plan_blocks(SHAPE, 12, 3, roi_mask)
 
-    assert [(b.start, b.shape) for b in blocks] == [((12, 0, 12), (12, 12, 12))]
+    # Tiling starts at the ROI's first voxel rounded down to the grid.
+    assert [(b.start, b.shape) for b in blocks] == [((12, 0, 18), (3, 3, 3))]
+
+
+def test_blocks_tile_the_roi_bounding_box_only():
+    roi_mask = np.zeros(SHAPE, bool)
+    roi_mask[20:31, 4:9, 5:6] = True
+    covered = np.zeros(SHAPE, int)
+
+    blocks = plan_blocks(SHAPE, 6, 3, roi_mask)
+
+    for block in blocks:
+        covered[block.region(SHAPE)] += 1
+    assert covered.max() == 1
+    assert np.all(covered[roi_mask] == 1)
+    assert [b.start[0] for b in blocks][:1] == [18]
+    assert plan_blocks(SHAPE, 6, 3, np.zeros(SHAPE, bool)) == []
 
 
 def test_block_shape_must_be_aligned():
