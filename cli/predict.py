@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,6 +13,8 @@ import typer
 
 from seg3d_cli import console, launch
 from seg3d_cli.errors import user_errors
+
+logger = logging.getLogger(__name__)
 
 _UNITS = {"": 1, "b": 1, "kb": 2**10, "mb": 2**20, "gb": 2**30, "tb": 2**40}
 
@@ -81,6 +84,23 @@ def predict(
             help="Centre every voxel's context on it (more arithmetic).",
         ),
     ] = False,
+    crf: Annotated[
+        bool,
+        typer.Option(
+            "--crf",
+            help="Refine with the dense CRF: parameters from the model's run "
+            "(seg3d tune-crf), --postprocessing FILE, or the defaults.",
+        ),
+    ] = False,
+    postprocessing: Annotated[
+        Path | None,
+        typer.Option(
+            "--postprocessing",
+            help="TOML with [crf] and/or [components] (connected-component "
+            "clean-up); replaces the settings stored in the run.",
+            show_default=False,
+        ),
+    ] = None,
     runs: Annotated[
         Path, typer.Option("--runs", help="Runs folder holding the latest pointer.")
     ] = Path("runs"),
@@ -128,6 +148,7 @@ def predict(
             tta=tta,
             shift_equivariant=shift_equivariant,
             max_memory=_bytes(max_memory) if max_memory else None,
+            postprocessing=_postprocessing(crf, postprocessing, paths[0]),
         )
         mine = group.shard(range(len(cases)))
         rows = _predict_all(
@@ -186,6 +207,27 @@ def _predict_all(
                 }
             )
     return rows
+
+
+def _postprocessing(crf: bool, path: Path | None, model_file: Path) -> Any:
+    """Settings from --postprocessing, else the run's; the CRF only with --crf."""
+    from seg3d.postprocessing.crf_params import CrfParams
+    from seg3d.postprocessing.settings import (
+        Postprocessing,
+        read_postprocessing,
+        stored_postprocessing,
+    )
+
+    settings = (
+        read_postprocessing(path) if path else stored_postprocessing(model_file.parent)
+    )
+    if not crf:
+        return Postprocessing(None, settings.components)
+    if settings.crf is None:
+        logger.info("CRF with seg3d's default parameters (none tuned for this model)")
+        return Postprocessing(CrfParams(), settings.components)
+    logger.info("CRF with the parameters of %s", path or model_file.parent)
+    return settings
 
 
 def _silent_progress() -> Any:

@@ -188,3 +188,38 @@ def test_unreadable_scan_and_missing_model(tmp_path, model):
     result = _predict(other, "--model", tmp_path / "nope.pt")
     assert result.exit_code == 1
     assert "nope.pt: no such model file" in result.output
+
+
+def test_run_postprocessing_is_used_and_crf_changes_probabilities(tmp_path):
+    from scipy import ndimage
+
+    from seg3d.postprocessing.components import ComponentParams
+    from seg3d.postprocessing.crf_params import CrfParams
+    from seg3d.postprocessing.settings import Postprocessing, store_postprocessing
+
+    run = tmp_path / "run"
+    model = write_model(run / "best.pt")
+    store_postprocessing(
+        run, Postprocessing(CrfParams(iterations=2), ComponentParams(keep_largest=True))
+    )
+    scans = write_scan(tmp_path / "in", "case_a")
+
+    def predict(name, *options):
+        out = tmp_path / name
+        result = _predict(
+            *scans, "--model", run, "--out", out, "--save-probabilities", *options
+        )
+        assert result.exit_code == 0, result.output
+        stem = name.removesuffix(".nii.gz")
+        probabilities = nib.load(tmp_path / f"{stem}_probabilities.nii.gz")
+        return np.asarray(nib.load(out).dataobj), np.asarray(probabilities.dataobj)
+
+    plain_labels, plain = predict("plain.nii.gz")
+    crf_labels, refined = predict("crf.nii.gz", "--crf")
+
+    assert model.parent == run
+    assert not np.allclose(plain, refined)
+    np.testing.assert_allclose(refined.sum(-1), 1.0, atol=1e-4)
+    for labels in (plain_labels, crf_labels):
+        _, count = ndimage.label(labels == 4, np.ones((3, 3, 3)))
+        assert count <= 1
