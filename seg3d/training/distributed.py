@@ -147,11 +147,6 @@ def _picklable(error: Seg3dError) -> Seg3dError:
     return error
 
 
-def launched_by_torchrun() -> bool:
-    """Whether torchrun (or another launcher) gave this process a rank."""
-    return "WORLD_SIZE" in os.environ
-
-
 def _environment() -> tuple[int, int, int]:
     values = []
     for name in _ENVIRONMENT:
@@ -177,7 +172,7 @@ def _rank_device(device_name: str, local_rank: int) -> torch.device:
     if requested.type != "cuda":
         raise ConfigError(
             f"--device {device_name} ({requested.type}): several processes "
-            "train only on CUDA GPUs or CPUs; use --device cuda or --device cpu"
+            "run only on CUDA GPUs or CPUs; use --device cuda or --device cpu"
         )
     if requested.index is not None and requested.index != local_rank:
         raise ConfigError(
@@ -189,7 +184,7 @@ def _rank_device(device_name: str, local_rank: int) -> torch.device:
     if local_rank >= count:
         raise ConfigError(
             f"LOCAL_RANK {local_rank} has no GPU: {count} visible; start at most "
-            f"{count} processes per machine (--nproc_per_node / --nproc)"
+            f"{count} processes per machine (--nproc-per-node / --nproc)"
         )
     return torch.device("cuda", local_rank)
 
