@@ -163,6 +163,11 @@ def _start(
     group = group or Distributed(device=choose_device(schedule.device))
     device = group.device
     precision = choose_precision(schedule.precision, device)
+    if schedule.precision == "auto" and device.type == "cpu":
+        # Whether bfloat16 trains as well as float32 on CPUs with AMX could not
+        # be measured (seg3d's development machines lack bf16 hardware), so CPU
+        # training stays float32 unless --precision bfloat16 asks otherwise.
+        precision = torch.float32
     profile = resolved_profile(config)
     fixed_split = None
     if resume_state is not None:
