@@ -179,14 +179,15 @@ class _Kernels:
             )
             ones_volume = _scatter(ones, inside, (1, *self.spatial_shape))
             self.smoothness_norm = _norm(_gather(self.smoothness(ones_volume), inside))
-            self.smoothness_weight = params.smoothness_weight
+            # The weight rides on the norm applied after filtering.
+            self.smoothness_out = params.smoothness_weight * self.smoothness_norm
 
         self.appearance = None
         if params.appearance_weight > 0:
             features = _appearance_features(image, spacing, params, inside)
             self.appearance = PermutohedralLattice(features)
             self.appearance_norm = _norm(self.appearance.filter(ones.T).T)
-            self.appearance_weight = params.appearance_weight
+            self.appearance_out = params.appearance_weight * self.appearance_norm
             logger.debug(
                 "CRF lattice: %d points, %d vertices in %d dimensions",
                 self.appearance.num_points,
@@ -206,11 +207,11 @@ class _Kernels:
             shape = (q.shape[0], *self.spatial_shape)
             dense = _scatter(q * self.smoothness_norm, self.inside, shape)
             filtered = _gather(self.smoothness(dense), self.inside)
-            messages.add_(filtered * self.smoothness_norm, alpha=self.smoothness_weight)
+            messages.addcmul_(filtered, self.smoothness_out)
         if self.appearance is not None:
             normalised = (q * self.appearance_norm).T.contiguous()  # (N, L)
             filtered = self.appearance.filter(normalised).T
-            messages.add_(filtered * self.appearance_norm, alpha=self.appearance_weight)
+            messages.addcmul_(filtered, self.appearance_out)
         return messages
 
 

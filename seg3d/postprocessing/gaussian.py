@@ -16,7 +16,7 @@ TRUNCATE = 4.0
 # cut into tiles of this length (plus the kernel's reach on each side), so the
 # work per voxel stays near the kernel width rather than the axis length.
 _TILE = 64
-_MAX_UNTILED = 256
+_MAX_UNTILED = 384
 
 
 class SeparableGaussian:

@@ -209,7 +209,7 @@ def _place(
     origin = torch.round(elevated * (1.0 / (d + 1)))
     remainder = elevated - (d + 1) * origin
     rank = _ranks(remainder) + origin.sum(0)
-    wrap = (rank < 0).float() - (rank > d).float()
+    wrap = torch.div(rank, d + 1, rounding_mode="floor").neg_()
     rank += (d + 1) * wrap
     origin += wrap
     step = (remainder - (d + 1) * wrap) * (1.0 / (d + 1))
@@ -246,7 +246,7 @@ def _packed_keys(
     features: torch.Tensor, frame: _KeyFrame
 ) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Packed keys, ``(N,)`` per colour (colour not included), and the
-    ``(N, d + 1)`` float32 barycentric weights.
+    ``(d + 1, N)`` float32 barycentric weights.
 
     Vertex r of a simplex is its origin plus r in every coordinate, less d + 1
     in the r coordinates of highest rank (smallest offsets); packed, its key is
@@ -258,22 +258,19 @@ def _packed_keys(
     device = features.device
     dtype = torch.int32 if frame.colour_stride < 2**31 else torch.int64
     keys = [torch.empty(num_points, dtype=dtype, device=device) for _ in range(d + 1)]
-    weights = torch.empty(num_points, d + 1, device=device)
+    weights = torch.empty(d + 1, num_points, device=device)
     stride = frame.stride.double().to(device)
     offset = float(frame.stride.double() @ frame.low.double())
     stride_of_coordinate = torch.cat([stride, stride.new_zeros(1)])[:, None]
     for start in range(0, num_points, _CHUNK):
         part = slice(start, start + _CHUNK)
-        origin, position, chunk_weights = _place(features[:, part])
-        weights[part] = chunk_weights.T
+        origin, position, weights[:, part] = _place(features[:, part])
         base = stride @ origin[:d].double() - offset  # (n,)
         stride_at = torch.zeros_like(origin, dtype=torch.float64)
         stride_at.scatter_(0, position, stride_of_coordinate.expand_as(stride_at))
-        chunk_keys = torch.empty_like(stride_at)
-        chunk_keys[0] = base
-        chunk_keys[1:] = base - torch.cumsum(stride_at[:d], 0)
-        for colour, row in enumerate(chunk_keys.to(dtype)):
-            keys[colour][part] = row
+        for colour in range(d + 1):
+            keys[colour][part] = base
+            base -= stride_at[colour]
     return keys, weights
 
 
@@ -290,9 +287,13 @@ def _sort_points(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # numpy's vectorised sort of plain integers is several times faster than
         # any argsort here; appending the index makes every key distinct, so the
         # unstable sort is stable.
-        combined = (keys.long() << shift) | torch.arange(count)
+        combined = keys.long()
+        combined <<= shift
+        combined |= torch.arange(count)
         combined = torch.from_numpy(np.sort(combined.numpy()))
-        return combined & ((1 << shift) - 1), combined >> shift
+        order = combined & ((1 << shift) - 1)
+        combined >>= shift
+        return order, combined
     ordered, order = torch.sort(keys.long(), stable=True)
     return order, ordered
 
@@ -309,28 +310,28 @@ def _assemble(
     Args:
         sorted_points: per colour, ``(order, ordered_keys)`` from
             :func:`_sort_points`.
-        weights: ``(N, d + 1)`` float32 barycentric weights; scaled in place.
+        weights: ``(d + 1, N)`` float32 barycentric weights.
 
     Returns:
         ``(splat, slice)``: ``(M, N)`` and ``(N, M)`` CSR matrices, the slice's
         values scaled by Adams et al.'s constant; and per colour the ``(M_r,)``
         sorted keys of its vertices.
     """
-    num_points, num_colours = weights.shape
+    num_colours, num_points = weights.shape
     device = weights.device
     index = torch.int32 if num_colours * num_points < 2**31 else torch.int64
     splat_columns = torch.empty(num_colours, num_points, dtype=index, device=device)
     splat_values = torch.empty(num_colours, num_points, device=device)
-    slice_columns = torch.empty(num_points, num_colours, dtype=index, device=device)
+    vertex_ids = torch.empty(num_colours, num_points, dtype=index, device=device)
     starts, unique = [], []
     num_vertices = 0
     for colour, (order, ordered) in enumerate(sorted_points):
         first = torch.ones_like(ordered, dtype=torch.bool)
         first[1:] = ordered[1:] != ordered[:-1]
         vertex = torch.cumsum(first, 0, dtype=index).add_(num_vertices - 1)
-        slice_columns[:, colour].scatter_(0, order, vertex)
+        vertex_ids[colour].scatter_(0, order, vertex)
         splat_columns[colour] = order
-        splat_values[colour] = weights[:, colour].index_select(0, order)
+        splat_values[colour] = weights[colour].index_select(0, order)
         starts.append(first.nonzero().squeeze(1) + colour * num_points)
         unique.append(ordered[first])
         num_vertices += unique[-1].numel()
@@ -355,8 +356,8 @@ def _assemble(
         )
         slice_ = torch.sparse_csr_tensor(
             slice_rows.to(index),
-            slice_columns.reshape(-1),
-            weights.mul_(alpha).reshape(-1),
+            vertex_ids.T.reshape(-1),  # a row per point, one vertex per colour
+            weights.T.reshape(-1) * alpha,
             size=(num_points, num_vertices),
             check_invariants=False,
         )
@@ -421,7 +422,7 @@ def _numbered_rows(
     rows = torch.cat([colour.expand(-1, 1, num_points), q], dim=1)
     rows = rows.transpose(1, 2).reshape(-1, d + 1)
     unique_rows, inverse = torch.unique(rows, dim=0, return_inverse=True)
-    return inverse.view(d + 1, num_points), unique_rows, weights.T.contiguous()
+    return inverse.view(d + 1, num_points), unique_rows, weights
 
 
 def _neighbours_rows(unique: torch.Tensor) -> torch.Tensor:
