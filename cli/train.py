@@ -12,7 +12,7 @@ import typer
 from seg3d_cli import console, launch
 from seg3d_cli.errors import user_errors
 
-_TRAINING_OPTIONS = "Training (override the [training] table of --config)"
+_TRAINING_OPTIONS = "Training (override the \\[training] table of --config)"
 _SPEED_OPTIONS = "Speed and several GPUs"
 
 
