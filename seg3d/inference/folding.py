@@ -22,6 +22,7 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from seg3d.inference.folded import FoldedLayer, FoldedNetwork
 from seg3d.model.network import DeepMedic
@@ -155,9 +156,19 @@ def _output_affine(head: nn.ModuleList, index: int) -> tuple[Tensor, Tensor]:
 
 
 def _affine(norm: nn.Module, width: int) -> tuple[Tensor, Tensor]:
-    """Eval-mode batch norm as ``scale * x + shift``; identity when absent."""
-    if not isinstance(norm, nn.BatchNorm3d):
+    """Eval-mode batch norm as ``scale * x + shift``; identity when absent.
+
+    Any batch norm (``BatchNorm3d``, or ``SyncBatchNorm`` from distributed
+    training) folds the same way from its running statistics. Another kind of
+    norm raises rather than being dropped silently.
+    """
+    if isinstance(norm, nn.Identity):
         return _identity(width)
+    if not isinstance(norm, _BatchNorm):
+        raise ValueError(
+            f"cannot fold a {type(norm).__name__}: only batch norm (BatchNorm3d, "
+            "SyncBatchNorm) or no norm (Identity) can be folded for inference"
+        )
     if norm.running_var is None or norm.running_mean is None:
         raise ValueError("batch norm without running statistics cannot be folded")
     scale = torch.rsqrt(norm.running_var + norm.eps)

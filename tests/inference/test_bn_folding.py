@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from inference_builders import trained_like
@@ -146,6 +148,36 @@ def test_folding_does_not_modify_the_model():
 
     for key, value in model.state_dict().items():
         torch.testing.assert_close(value, state[key])
+
+
+def test_sync_batch_norm_folds_like_batch_norm():
+    # Distributed training converts BatchNorm3d to SyncBatchNorm; in eval mode
+    # it uses its running statistics and needs no process group.
+    config = CONFIGS["x3-x5-residual"]
+    model = trained_like(config)
+    synced = torch.nn.SyncBatchNorm.convert_sync_batchnorm(copy.deepcopy(model))
+    assert any(isinstance(m, torch.nn.SyncBatchNorm) for m in synced.modules())
+    inputs = segments(config, 21)
+
+    expected = fold(model, torch.float64)(inputs)
+    folded = fold(synced, torch.float64)(inputs)
+
+    torch.testing.assert_close(folded, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        folded.permute(0, 4, 1, 2, 3).double(),
+        eval_probabilities(synced.eval(), inputs),
+        atol=1e-6,
+        rtol=0,
+    )
+
+
+def test_an_unknown_norm_is_refused_not_dropped():
+    model = trained_like(CONFIGS["tiny"])
+    block = model.pathways[0].layers[1]
+    block.norm = torch.nn.InstanceNorm3d(block.conv.in_channels)
+
+    with pytest.raises(ValueError, match=r"cannot fold a InstanceNorm3d: only batch"):
+        fold(model)
 
 
 def test_bfloat16_stays_close_to_float32():
