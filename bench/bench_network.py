@@ -38,8 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from seg3d.device import choose_precision
 from seg3d.inference.blocks import roi_bounds
-from seg3d.inference.dense import DensePredictor, auto_precision
+from seg3d.inference.dense import DensePredictor
 from seg3d.inference.folding import fold
 from seg3d.model.config import NetworkConfig
 from seg3d.model.flops import flops_for
@@ -211,7 +212,7 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, "
         f"{'CPU' if args.cpu_time else 'wall'} time, torch {torch.__version__}, "
         f"CPU capability {torch.backends.cpu.get_cpu_capability()}, "
-        f"auto precision {auto_precision('cpu')}"
+        f"auto precision {choose_precision('auto', 'cpu', allow_float16=False)}"
     )
     peaks = measure_peaks(args)
     rows = block_rows(config, args.block, args.repeats, args.bfloat16)

@@ -49,17 +49,36 @@ def cpu_has_fast_bfloat16() -> bool:
     return any(flag in flags for flag in (" amx_bf16", " avx512_bf16"))
 
 
-def choose_precision(name: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype for ``name``; ``auto`` picks bfloat16 only where it is fast.
+def choose_precision(
+    name: str, device: torch.device | str, *, allow_float16: bool = True
+) -> torch.dtype:
+    """The dtype for ``name``; ``auto`` picks bfloat16 only where it is fast.
 
-    On CUDA, ``auto`` picks bfloat16 where the GPU supports it and float16
-    otherwise (training then needs a gradient scaler).
+    Fast means a CUDA device that supports bfloat16, or a CPU with AMX or
+    AVX512-BF16 (:func:`cpu_has_fast_bfloat16`); elsewhere bfloat16 runs far
+    slower than float32. On a CUDA device without bfloat16, ``auto`` picks
+    float16 for training (which then needs a gradient scaler), or float32 with
+    ``allow_float16=False`` (inference, which runs in float32 or bfloat16).
+
+    Args:
+        name: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+        device: where the network runs.
+        allow_float16: whether float16 may be chosen or asked for.
+
+    Raises:
+        ConfigError: ``name`` is unknown, or float16 where it is not allowed.
     """
+    device = torch.device(device)
     if name == "float32":
         return torch.float32
     if name == "bfloat16":
         return torch.bfloat16
     if name == "float16":
+        if not allow_float16:
+            raise ConfigError(
+                "--precision float16 is not offered for prediction; use float32 or "
+                "bfloat16"
+            )
         if device.type == "cpu":
             raise ConfigError("--precision float16 is for GPUs; use bfloat16 on CPUs")
         return torch.float16
@@ -68,7 +87,9 @@ def choose_precision(name: str, device: torch.device) -> torch.dtype:
             f"--precision {name!r} is unknown; use auto, float32, bfloat16 or float16"
         )
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16 if allow_float16 else torch.float32
     if device.type == "cpu" and cpu_has_fast_bfloat16():
         return torch.bfloat16
     return torch.float32

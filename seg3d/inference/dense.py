@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
+from seg3d.device import choose_precision
 from seg3d.errors import GeometryMismatchError
 from seg3d.inference.blocks import (
     DEFAULT_MAX_MEMORY,
@@ -49,8 +48,7 @@ from seg3d.sampling.extraction import extract_segments
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["float32", "bfloat16"]
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+Precision = Literal["auto", "float32", "bfloat16"]
 
 Progress = Callable[[int, int], None]
 """Called with (blocks done, blocks in total) after each block."""
@@ -65,8 +63,10 @@ class DensePredictor:
     Args:
         model: the trained network (not modified).
         device: where to compute, e.g. ``"cpu"`` or ``"cuda"``.
-        precision: ``"float32"`` or ``"bfloat16"`` weights and activations;
-            probabilities are always computed in float32 from the logits.
+        precision: ``"float32"`` or ``"bfloat16"`` weights and activations,
+            or ``"auto"``: bfloat16 where the device computes it fast (see
+            :func:`seg3d.device.choose_precision`), else float32.
+            Probabilities are always computed in float32 from the logits.
         channels_last: run convolutions in channels-last-3d layout (about twice
             as fast as the default layout for float32 on x86 CPUs).
         shift_equivariant: evaluate subsampled pathways at every voxel phase.
@@ -81,20 +81,18 @@ class DensePredictor:
         channels_last: bool = True,
         shift_equivariant: bool = False,
     ) -> None:
-        if precision not in DTYPES:
-            raise ValueError(
-                f"precision must be one of {', '.join(DTYPES)}, not {precision!r}"
-            )
+        dtype = choose_precision(precision, device, allow_float16=False)
         self.config = model.config
-        self.precision = precision
+        self.dtype = dtype
+        self.precision: str = str(dtype).removeprefix("torch.")
         self.shift_equivariant = shift_equivariant
         self.network: FoldedNetwork = fold(model).to(
-            device, DTYPES[precision], channels_last=channels_last
+            device, dtype, channels_last=channels_last
         )
 
     @property
     def element_size(self) -> int:
-        return torch.finfo(DTYPES[self.precision]).bits // 8
+        return torch.finfo(self.dtype).bits // 8
 
     def plan(
         self,
@@ -262,7 +260,7 @@ def predict_dense(
         image: ``(C, I, J, K)`` float32, preprocessed as in training.
         roi_mask: ``(I, J, K)`` bool, or ``None`` for the whole volume.
         device: where to compute.
-        precision: ``"float32"`` or ``"bfloat16"``.
+        precision: ``"auto"``, ``"float32"`` or ``"bfloat16"``.
         shift_equivariant: evaluate subsampled pathways at every voxel phase.
         block_shape: largest prediction block (multiple of ``config.alignment``).
         max_memory: activation memory budget in bytes.
@@ -276,26 +274,6 @@ def predict_dense(
     return predictor.predict(
         image, roi_mask, block_shape=block_shape, max_memory=max_memory
     )
-
-
-def auto_precision(device: torch.device | str) -> Precision:
-    """``"bfloat16"`` where it is fast, else ``"float32"``.
-
-    Fast means a CUDA device that supports bfloat16, or a CPU with AMX or
-    AVX512-BF16 instructions (read from ``/proc/cpuinfo``; other systems get
-    float32). CPUs without them run bfloat16 convolutions far slower than
-    float32.
-    """
-    device = torch.device(device)
-    if device.type == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    if device.type != "cpu" or not sys.platform.startswith("linux"):
-        return "float32"
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "float32"
-    return "bfloat16" if ("amx_bf16" in flags or "avx512_bf16" in flags) else "float32"
 
 
 def _fill_background(out: np.ndarray, region: tuple[slice, ...]) -> None:

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from inference_builders import trained_like
 
+from seg3d.device import cpu_has_fast_bfloat16
 from seg3d.errors import ConfigError, GeometryMismatchError
 from seg3d.inference.blocks import estimate_block_memory
 from seg3d.inference.dense import DensePredictor, predict_dense
@@ -231,3 +232,31 @@ def test_equivariant_equals_block_grid_where_contexts_are_centred(
 
     np.testing.assert_allclose(equivariant[centres], reference[centres], atol=1e-5)
     assert np.abs(equivariant - reference).max() > 1e-3  # elsewhere they differ
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_is_fast(model):
+    predictor = DensePredictor(model, precision="auto")
+
+    expected = torch.bfloat16 if cpu_has_fast_bfloat16() else torch.float32
+    assert predictor.network.dtype == expected
+    assert predictor.precision == str(expected).removeprefix("torch.")
+
+
+def test_bfloat16_predictor_stores_bfloat16(model):
+    predictor = DensePredictor(model, precision="bfloat16")
+
+    assert predictor.network.dtype == torch.bfloat16
+    assert predictor.element_size == 2
+
+
+@pytest.mark.parametrize(
+    ("precision", "message"),
+    [
+        ("float16", r"float16 is not offered for prediction; use float32 or"),
+        ("fp32", r"--precision 'fp32' is unknown; use auto, float32"),
+    ],
+    ids=["float16", "unknown"],
+)
+def test_unsupported_precision_is_a_config_error(model, precision, message):
+    with pytest.raises(ConfigError, match=message):
+        DensePredictor(model, precision=precision)
