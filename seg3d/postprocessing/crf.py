@@ -186,7 +186,7 @@ class _Kernels:
         if params.appearance_weight > 0:
             features = _appearance_features(image, spacing, params, inside)
             self.appearance = PermutohedralLattice(features)
-            self.appearance_norm = _norm(self.appearance.filter(ones.T).T)
+            self.appearance_norm = _norm(self.appearance.filter(ones))
             self.appearance_out = params.appearance_weight * self.appearance_norm
             logger.debug(
                 "CRF lattice: %d points, %d vertices in %d dimensions",
@@ -194,11 +194,18 @@ class _Kernels:
                 self.appearance.num_vertices,
                 self.appearance.num_features,
             )
-        self.of_ones = self._apply(ones)
+        self.of_ones = None
 
     def __call__(self, q: torch.Tensor) -> torch.Tensor:
         """Messages ``(L, N)``: both kernels, weighted, applied to ``(L, N)`` q."""
-        partial = self._apply(q[:-1])
+        if self.of_ones is None:
+            # Filtering one more channel costs far less than another pass.
+            ones = q.new_ones(1, q.shape[1])
+            partial, self.of_ones = self._apply(torch.cat([q[:-1], ones])).split(
+                [q.shape[0] - 1, 1]
+            )
+        else:
+            partial = self._apply(q[:-1])
         return torch.cat([partial, self.of_ones - partial.sum(0, keepdim=True)])
 
     def _apply(self, q: torch.Tensor) -> torch.Tensor:
@@ -209,8 +216,7 @@ class _Kernels:
             filtered = _gather(self.smoothness(dense), self.inside)
             messages.addcmul_(filtered, self.smoothness_out)
         if self.appearance is not None:
-            normalised = (q * self.appearance_norm).T.contiguous()  # (N, L)
-            filtered = self.appearance.filter(normalised).T
+            filtered = self.appearance.filter(q * self.appearance_norm)
             messages.addcmul_(filtered, self.appearance_out)
         return messages
 

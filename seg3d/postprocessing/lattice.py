@@ -11,11 +11,10 @@ the implementation Krähenbühl and Koltun ship with their dense CRF, so that th
 result matches their reference to rounding.
 
 The lattice is built once per set of points and :meth:`PermutohedralLattice.filter`
-reuses it, which is what a mean-field loop needs. Splat and slice are fixed
-sparse matrices (CSR, each point has d + 1 vertices), so an iteration is two
-sparse-dense products and 2 (d + 1) gathers over the vertices, on whichever
-device the features are on. Vertices are numbered by sorting packed integer
-keys instead of hashing them.
+reuses it, which is what a mean-field loop needs: each point keeps the index
+and weight of its d + 1 vertices, so splatting is d + 1 ``scatter_add_`` calls
+and slicing d + 1 gathers, on whichever device the features are on. Vertices
+are numbered by sorting packed integer keys instead of hashing them.
 
 References:
     A. Adams, J. Baek, M. A. Davis, "Fast High-Dimensional Filtering Using the
@@ -25,8 +24,6 @@ References:
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -66,7 +63,7 @@ class PermutohedralLattice:
                 device.
             pack_keys: number vertices by packing their integer keys into one
                 int64 each (fast); ``False`` forces the row-sorting fallback that
-                is otherwise used only when the keys need more than 62 bits.
+                is otherwise used only when the keys need more than 52 bits.
         """
         if features.ndim != 2 or min(features.shape) < 1:
             raise ValueError(
@@ -76,43 +73,41 @@ class PermutohedralLattice:
         self.num_features, self.num_points = (int(n) for n in features.shape)
         frame = _KeyFrame(features) if pack_keys else None
         if frame is not None and frame.bits <= _MAX_PACKED_BITS:
-            keys, weights = _packed_keys(features, frame)
-            # Each colour's keys are dropped once sorted, to keep memory down.
-            sorted_points = (_sort_points(keys.pop(0)) for _ in range(len(keys)))
-            matrices, unique = _assemble(sorted_points, weights)
-            colours = torch.arange(len(unique), device=features.device)
-            unique_keys = torch.cat(
-                [
-                    u + c * frame.colour_stride
-                    for c, u in zip(colours, unique, strict=True)
-                ]
-            )
-            self.neighbours = _neighbours_packed(unique_keys, frame)
+            keys, self._weights = _packed_keys(features, frame)
+            self._vertex_ids, unique = _number_packed(keys, frame)
+            self.neighbours = _neighbours_packed(unique, frame)
         else:
-            vertex_ids, unique_rows, weights = _numbered_rows(features)
-            sorted_points = (_sort_points(row) for row in vertex_ids)
-            matrices, _ = _assemble(sorted_points, weights)
+            self._vertex_ids, unique_rows, self._weights = _numbered_rows(features)
             self.neighbours = _neighbours_rows(unique_rows)
-        self._splat, self._slice = matrices
-        self.num_vertices = int(self._splat.shape[0])
+        self.num_vertices = int(self.neighbours.shape[2])
+        # Adams et al.'s constant that makes the blurred lattice's response to a
+        # point integrate like the Gaussian it stands for.
+        self._alpha = 1.0 / (1.0 + 2.0 ** (-self.num_features))
 
     def filter(self, values: torch.Tensor) -> torch.Tensor:
         """Gaussian-filter per-point values through the lattice.
 
         Args:
-            values: ``(N, L)`` float32, L values per point (e.g. one per class).
+            values: ``(L, N)`` float32, L values per point (e.g. one per class).
 
         Returns:
-            ``(N, L)`` float32 filtered values.
+            ``(L, N)`` float32 filtered values.
         """
-        lattice = self._splat @ values  # (M, L)
-        # The blur reads neighbours that no point splatted onto from an extra,
-        # always-zero last row.
-        lattice = torch.cat([lattice, lattice.new_zeros(1, lattice.shape[1])])
+        channels = values.shape[0]
+        # The last column is an always-zero stand-in for blur neighbours that
+        # no point splatted onto.
+        lattice = values.new_zeros(channels, self.num_vertices + 1)
+        for ids, weights in zip(self._vertex_ids, self._weights, strict=True):
+            lattice.scatter_add_(1, ids.expand(channels, -1), values * weights)
         for below, above in self.neighbours:
-            blurred = lattice.index_select(0, below) + lattice.index_select(0, above)
-            lattice[:-1] += 0.5 * blurred
-        return self._slice @ lattice[:-1]
+            blurred = lattice.index_select(1, below) + lattice.index_select(1, above)
+            lattice[:, :-1] += 0.5 * blurred
+        lattice *= self._alpha
+
+        out = torch.zeros_like(values)
+        for ids, weights in zip(self._vertex_ids, self._weights, strict=True):
+            out.addcmul_(lattice.index_select(1, ids), weights)
+        return out
 
 
 def _scale(d: int) -> list[float]:
@@ -287,10 +282,10 @@ def _sort_points(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # numpy's vectorised sort of plain integers is several times faster than
         # any argsort here; appending the index makes every key distinct, so the
         # unstable sort is stable.
-        combined = keys.long()
+        combined = keys.to(torch.int64, copy=True)
         combined <<= shift
         combined |= torch.arange(count)
-        combined = torch.from_numpy(np.sort(combined.numpy()))
+        combined.numpy().sort()  # in place, on the tensor's memory
         order = combined & ((1 << shift) - 1)
         combined >>= shift
         return order, combined
@@ -298,70 +293,39 @@ def _sort_points(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return order, ordered
 
 
-def _assemble(
-    sorted_points: Iterator[tuple[torch.Tensor, torch.Tensor]], weights: torch.Tensor
-) -> tuple[tuple[torch.Tensor, torch.Tensor], list[torch.Tensor]]:
-    """Number the vertices and build the splat and slice matrices.
+def _number_packed(
+    keys: list[torch.Tensor], frame: _KeyFrame
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Number the vertices by sorting each colour's packed keys.
 
-    Colours never share a vertex. Each colour's points, sorted by the key of
-    their vertex of that colour, give that colour's vertices in key order and
-    the rows of the splat matrix.
+    Colours never share a vertex, and the colour is the most significant digit
+    of a packed key with colour, so the per-colour sorted key lists concatenate
+    into one sorted list of all vertices.
 
     Args:
-        sorted_points: per colour, ``(order, ordered_keys)`` from
-            :func:`_sort_points`.
-        weights: ``(d + 1, N)`` float32 barycentric weights.
+        keys: per colour, ``(N,)`` packed keys without colour; consumed.
+        frame: the packing.
 
     Returns:
-        ``(splat, slice)``: ``(M, N)`` and ``(N, M)`` CSR matrices, the slice's
-        values scaled by Adams et al.'s constant; and per colour the ``(M_r,)``
-        sorted keys of its vertices.
+        vertex_ids: ``(d + 1, N)`` int64 vertex of each point for each colour.
+        unique: ``(M,)`` int64 sorted packed keys of the vertices, with colour.
     """
-    num_colours, num_points = weights.shape
-    device = weights.device
-    index = torch.int32 if num_colours * num_points < 2**31 else torch.int64
-    splat_columns = torch.empty(num_colours, num_points, dtype=index, device=device)
-    splat_values = torch.empty(num_colours, num_points, device=device)
-    vertex_ids = torch.empty(num_colours, num_points, dtype=index, device=device)
-    starts, unique = [], []
+    num_colours, num_points = len(keys), keys[0].numel()
+    vertex_ids = torch.empty(
+        num_colours, num_points, dtype=torch.long, device=keys[0].device
+    )
+    unique = []
     num_vertices = 0
-    for colour, (order, ordered) in enumerate(sorted_points):
+    for colour in range(num_colours):
+        # Each colour's keys are dropped once sorted, to keep memory down.
+        order, ordered = _sort_points(keys.pop(0))
         first = torch.ones_like(ordered, dtype=torch.bool)
         first[1:] = ordered[1:] != ordered[:-1]
-        vertex = torch.cumsum(first, 0, dtype=index).add_(num_vertices - 1)
+        vertex = torch.cumsum(first, 0).add_(num_vertices - 1)
         vertex_ids[colour].scatter_(0, order, vertex)
-        splat_columns[colour] = order
-        splat_values[colour] = weights[colour].index_select(0, order)
-        starts.append(first.nonzero().squeeze(1) + colour * num_points)
-        unique.append(ordered[first])
+        unique.append(ordered[first] + colour * frame.colour_stride)
         num_vertices += unique[-1].numel()
-    starts.append(torch.full((1,), num_colours * num_points, device=device))
-
-    # Adams et al.'s constant that makes the blurred lattice's response to a
-    # point integrate like the Gaussian it stands for.
-    alpha = 1.0 / (1.0 + 2.0 ** (1 - num_colours))
-    slice_rows = torch.arange(
-        0, num_colours * num_points + 1, num_colours, device=device
-    )
-    with warnings.catch_warnings():
-        # torch flags all CSR support as beta; the products used here are the
-        # basic sparse-dense ones, on CPU (MKL) and CUDA (cuSPARSE).
-        warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
-        splat = torch.sparse_csr_tensor(
-            torch.cat(starts).to(index),
-            splat_columns.reshape(-1),
-            splat_values.reshape(-1),
-            size=(num_vertices, num_points),
-            check_invariants=False,
-        )
-        slice_ = torch.sparse_csr_tensor(
-            slice_rows.to(index),
-            vertex_ids.T.reshape(-1),  # a row per point, one vertex per colour
-            weights.T.reshape(-1) * alpha,
-            size=(num_points, num_vertices),
-            check_invariants=False,
-        )
-    return (splat, slice_), unique
+    return vertex_ids, torch.cat(unique)
 
 
 def _neighbours_packed(unique: torch.Tensor, frame: _KeyFrame) -> torch.Tensor:
@@ -408,7 +372,8 @@ def _lookup(sorted_keys: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
 def _numbered_rows(
     features: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Vertices numbered by a unique over key rows ``(colour, q_0..q_{d-1})``.
+    """Vertices numbered by a unique over key rows ``(colour, q_0..q_{d-1})``;
+    slower than packing, for keys too wide to pack.
 
     Returns:
         vertex_ids: ``(d + 1, N)`` int64 vertex of each point per colour.

@@ -155,9 +155,9 @@ def test_normalised_lattice_messages_are_within_a_few_percent(
     exact = q @ normalised_gaussian(features)
 
     lattice = PermutohedralLattice(torch.from_numpy(features.T.astype(np.float32)))
-    norm = 1.0 / np.sqrt(lattice.filter(torch.ones(features.shape[0], 1)).numpy())
-    normalised = torch.from_numpy((q.T * norm).astype(np.float32))
-    fast = (norm * lattice.filter(normalised).numpy()).T
+    norm = 1.0 / np.sqrt(lattice.filter(torch.ones(1, features.shape[0])).numpy())
+    normalised = torch.from_numpy((q * norm).astype(np.float32))
+    fast = norm * lattice.filter(normalised).numpy()
 
     # Messages average about 1/3 (a distribution over 3 classes).
     assert np.abs(fast - exact).mean() < 0.012
