@@ -73,7 +73,7 @@ def predict(
         typer.Option(
             "--max-memory",
             help="Activation memory for one block, e.g. 2GB. Default: 70% of free "
-            "GPU memory, 1 GiB on CPU.",
+            "GPU memory, 2 GiB on CPU.",
             show_default=False,
         ),
     ] = None,
@@ -258,7 +258,7 @@ def _precision(name: str, device: Any) -> str:
     from seg3d.device import choose_precision
     from seg3d.errors import ConfigError
 
-    dtype = choose_precision(name, device)
+    dtype = choose_precision(name, device, allow_float16=False)
     chosen = str(dtype).removeprefix("torch.")
     if chosen not in ("float32", "bfloat16"):
         raise ConfigError(f"--precision {name}: inference runs in float32 or bfloat16")
