@@ -198,27 +198,30 @@ class _Kernels:
 
     def __call__(self, q: torch.Tensor) -> torch.Tensor:
         """Messages ``(L, N)``: both kernels, weighted, applied to ``(L, N)`` q."""
+        messages = torch.empty_like(q)
         if self.of_ones is None:
-            # Filtering one more channel costs far less than another pass.
-            ones = q.new_ones(1, q.shape[1])
-            partial, self.of_ones = self._apply(torch.cat([q[:-1], ones])).split(
-                [q.shape[0] - 1, 1]
-            )
+            # The last row is free until the end: filter the constant 1 there
+            # now, alongside the classes, rather than in a pass of its own.
+            messages[-1] = 1.0
+            q = torch.cat([q[:-1], messages[-1:]])
+            self._apply(q, out=messages)
+            self.of_ones = messages[-1:].clone()
         else:
-            partial = self._apply(q[:-1])
-        return torch.cat([partial, self.of_ones - partial.sum(0, keepdim=True)])
+            self._apply(q[:-1], out=messages[:-1])
+        torch.sub(self.of_ones, messages[:-1].sum(0, keepdim=True), out=messages[-1:])
+        return messages
 
-    def _apply(self, q: torch.Tensor) -> torch.Tensor:
-        messages = torch.zeros_like(q)
+    def _apply(self, q: torch.Tensor, out: torch.Tensor) -> None:
+        """Write both kernels' weighted messages for ``(K, N)`` q into ``out``."""
+        out.zero_()
         if self.smoothness is not None:
             shape = (q.shape[0], *self.spatial_shape)
             dense = _scatter(q * self.smoothness_norm, self.inside, shape)
             filtered = _gather(self.smoothness(dense), self.inside)
-            messages.addcmul_(filtered, self.smoothness_out)
+            out.addcmul_(filtered, self.smoothness_out)
         if self.appearance is not None:
             filtered = self.appearance.filter(q * self.appearance_norm)
-            messages.addcmul_(filtered, self.appearance_out)
-        return messages
+            out.addcmul_(filtered, self.appearance_out)
 
 
 def _appearance_features(
