@@ -33,6 +33,12 @@ import torch
 # result).
 _MAX_PACKED_BITS = 52
 
+# Vertices are numbered through a table over the key space when it has at most
+# this many entries per point (4 int32 entries: 16 bytes a point), or at most
+# the minimum; otherwise by sorting.
+_TABLE_ENTRIES_PER_POINT = 4
+_TABLE_MIN_ENTRIES = 1 << 20
+
 # Points are placed on the lattice this many at a time, so that the dozens of
 # temporaries of that step stay in cache (2-3 times faster than one pass).
 _CHUNK = 1 << 17
@@ -296,11 +302,14 @@ def _sort_points(keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _number_packed(
     keys: list[torch.Tensor], frame: _KeyFrame
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Number the vertices by sorting each colour's packed keys.
+    """Number the vertices, colour by colour, in the order of their keys.
 
     Colours never share a vertex, and the colour is the most significant digit
-    of a packed key with colour, so the per-colour sorted key lists concatenate
-    into one sorted list of all vertices.
+    of a packed key with colour, so the per-colour key lists concatenate into
+    one sorted list of all vertices. Where a colour's key space is no larger
+    than a few entries per point, a table over it marks the keys in use and
+    its running count numbers them (about three times faster than sorting);
+    otherwise the keys are sorted.
 
     Args:
         keys: per colour, ``(N,)`` packed keys without colour; consumed.
@@ -311,20 +320,32 @@ def _number_packed(
         unique: ``(M,)`` int64 sorted packed keys of the vertices, with colour.
     """
     num_colours, num_points = len(keys), keys[0].numel()
-    vertex_ids = torch.empty(
-        num_colours, num_points, dtype=torch.long, device=keys[0].device
-    )
+    device = keys[0].device
+    vertex_ids = torch.empty(num_colours, num_points, dtype=torch.long, device=device)
+    table = None
+    table_limit = max(_TABLE_ENTRIES_PER_POINT * num_points, _TABLE_MIN_ENTRIES)
+    if frame.colour_stride <= table_limit:
+        table = torch.empty(frame.colour_stride, dtype=torch.int32, device=device)
     unique = []
     num_vertices = 0
     for colour in range(num_colours):
-        # Each colour's keys are dropped once sorted, to keep memory down.
-        order, ordered = _sort_points(keys.pop(0))
-        first = torch.ones_like(ordered, dtype=torch.bool)
-        first[1:] = ordered[1:] != ordered[:-1]
-        vertex = torch.cumsum(first, 0).add_(num_vertices - 1)
-        vertex_ids[colour].scatter_(0, order, vertex)
-        unique.append(ordered[first] + colour * frame.colour_stride)
-        num_vertices += unique[-1].numel()
+        # Each colour's keys are dropped once numbered, to keep memory down.
+        colour_keys = keys.pop(0)
+        if table is None:
+            order, ordered = _sort_points(colour_keys)
+            first = torch.ones_like(ordered, dtype=torch.bool)
+            first[1:] = ordered[1:] != ordered[:-1]
+            vertex_ids[colour].scatter_(0, order, torch.cumsum(first, 0))
+            colour_unique = ordered[first]
+        else:
+            colour_keys = colour_keys.long()
+            table.zero_().index_fill_(0, colour_keys, 1)
+            running = torch.cumsum(table, 0, dtype=torch.int32)
+            vertex_ids[colour] = running.index_select(0, colour_keys)
+            colour_unique = table.nonzero().squeeze(1)
+        vertex_ids[colour] += num_vertices - 1
+        unique.append(colour_unique + colour * frame.colour_stride)
+        num_vertices += colour_unique.numel()
     return vertex_ids, torch.cat(unique)
 
 

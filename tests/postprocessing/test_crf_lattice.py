@@ -25,13 +25,17 @@ def random_features(d: int, count: int, seed: int, ties: bool = False) -> torch.
 
 @pytest.mark.parametrize("d", [1, 2, 3, 5, 7], ids=lambda d: f"d{d}")
 @pytest.mark.parametrize("ties", [False, True], ids=["generic", "ties"])
-def test_row_sorting_fallback_gives_the_same_filter(d, ties):
+def test_three_ways_of_numbering_vertices_give_the_same_filter(monkeypatch, d, ties):
     features = random_features(d, 600, seed=d, ties=ties)
     values = torch.rand(2, 600, generator=torch.Generator().manual_seed(1))
-    packed = PermutohedralLattice(features)
+    table = PermutohedralLattice(features)
+    monkeypatch.setattr(lattice, "_TABLE_MIN_ENTRIES", 0)
+    monkeypatch.setattr(lattice, "_TABLE_ENTRIES_PER_POINT", 0)
+    sort = PermutohedralLattice(features)
     rows = PermutohedralLattice(features, pack_keys=False)
-    assert packed.num_vertices == rows.num_vertices
-    torch.testing.assert_close(packed.filter(values), rows.filter(values))
+    assert table.num_vertices == sort.num_vertices == rows.num_vertices
+    torch.testing.assert_close(table.filter(values), sort.filter(values))
+    torch.testing.assert_close(table.filter(values), rows.filter(values))
 
 
 @pytest.mark.parametrize("d", [2, 3, 5], ids=lambda d: f"d{d}")
