@@ -32,7 +32,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from seg3d.errors import GeometryMismatchError
+from seg3d.errors import GeometryMismatchError, Seg3dError
 from seg3d.postprocessing.crf_params import CrfParams
 from seg3d.postprocessing.gaussian import SeparableGaussian
 from seg3d.postprocessing.lattice import PermutohedralLattice
@@ -76,8 +76,11 @@ def apply_crf(
         GeometryMismatchError: if the arrays' spatial shapes differ.
         ConfigError: if ``params`` does not fit the number of channels or
             classes.
+        Seg3dError: if the probabilities or the image hold NaN or infinity.
     """
     _check_shapes(probabilities, image, roi_mask)
+    _check_finite(probabilities, "probabilities")
+    _check_finite(image, "image")
     params.check_classes(probabilities.shape[0])
     params.intensity_sigmas_for(image.shape[0])
     result = np.array(probabilities, dtype=np.float32, copy=True)
@@ -294,6 +297,16 @@ def _check_shapes(
         listed = ", ".join(f"{name} {shape}" for name, shape in shapes.items())
         raise GeometryMismatchError(
             f"the CRF needs one voxel grid, but the spatial shapes differ: {listed}"
+        )
+
+
+def _check_finite(array: np.ndarray, name: str) -> None:
+    finite = np.isfinite(array).reshape(array.shape[0], -1).all(1)
+    if not finite.all():
+        channels = ", ".join(str(c) for c in np.flatnonzero(~finite))
+        raise Seg3dError(
+            f"the CRF's {name} hold NaN or infinite values (channel {channels}); "
+            "check the files they came from"
         )
 
 

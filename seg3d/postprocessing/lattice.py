@@ -14,7 +14,8 @@ The lattice is built once per set of points and :meth:`PermutohedralLattice.filt
 reuses it, which is what a mean-field loop needs: each point keeps the index
 and weight of its d + 1 vertices, so splatting is d + 1 ``scatter_add_`` calls
 and slicing d + 1 gathers, on whichever device the features are on. Vertices
-are numbered by sorting packed integer keys instead of hashing them.
+are numbered through a table over packed integer keys, or by sorting them,
+instead of a hash table.
 
 References:
     A. Adams, J. Baek, M. A. Davis, "Fast High-Dimensional Filtering Using the

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from crf_builders import small_case
 
-from seg3d.errors import ConfigError, GeometryMismatchError
+from seg3d.errors import ConfigError, GeometryMismatchError, Seg3dError
 from seg3d.postprocessing.crf import apply_crf
 from seg3d.postprocessing.crf_params import CrfParams
 
@@ -125,3 +125,13 @@ def test_parameters_that_do_not_fit_the_case_are_refused(case):
         apply_crf(probabilities, image, SPACING, CrfParams(compatibility=two_classes))
     with pytest.raises(ValueError, match=r"must be \(L, I, J, K\) with L >= 2"):
         apply_crf(probabilities[:1], image, SPACING, PARAMS)
+
+
+def test_nan_intensities_are_refused_with_the_channel(case):
+    probabilities, image, _ = case
+    broken = image.copy()
+    broken[1, 3, 4, 5] = np.nan
+    with pytest.raises(
+        Seg3dError, match=r"image hold NaN or infinite values \(channel 1\)"
+    ):
+        apply_crf(probabilities, broken, SPACING, PARAMS)
