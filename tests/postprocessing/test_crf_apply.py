@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 import pytest
+import torch
 from crf_builders import small_case
 
 from seg3d.errors import ConfigError, GeometryMismatchError, Seg3dError
@@ -135,3 +136,15 @@ def test_nan_intensities_are_refused_with_the_channel(case):
         Seg3dError, match=r"image hold NaN or infinite values \(channel 1\)"
     ):
         apply_crf(probabilities, broken, SPACING, PARAMS)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_gives_the_cpu_result(case):
+    probabilities, image, _ = case
+    roi = np.zeros(probabilities.shape[1:], dtype=bool)
+    roi[1:11, 2:12, 0:10] = True
+    on_cpu = apply_crf(probabilities, image, SPACING, PARAMS, roi)
+    on_gpu = apply_crf(probabilities, image, SPACING, PARAMS, roi, device="cuda")
+    # Atomic additions on the GPU sum in another order than the CPU.
+    np.testing.assert_allclose(on_gpu, on_cpu, atol=1e-4)
