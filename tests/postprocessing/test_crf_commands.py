@@ -16,6 +16,20 @@ from seg3d_cli.main import app
 runner = CliRunner()
 
 
+def _run_crf(folder, probabilities_name, out):
+    images = [f"--image={folder / f'img_{c:04d}.nii.gz'}" for c in range(2)]
+    return runner.invoke(
+        app,
+        [
+            "crf",
+            *images,
+            f"--prob={folder / probabilities_name}",
+            f"--out={out}",
+            "--device=cpu",
+        ],
+    )
+
+
 def _dice(a, b):
     return 2 * np.logical_and(a, b).sum() / (a.sum() + b.sum())
 
@@ -39,22 +53,7 @@ def test_crf_command_improves_on_argmax(written_case):
     folder, probabilities, label_map = written_case
     out = folder / "seg.nii.gz"
 
-    result = runner.invoke(
-        app,
-        [
-            "crf",
-            "--image",
-            str(folder / "img_0000.nii.gz"),
-            "--image",
-            str(folder / "img_0001.nii.gz"),
-            "--prob",
-            str(folder / "prob.nii.gz"),
-            "--out",
-            str(out),
-            "--device",
-            "cpu",
-        ],
-    )
+    result = _run_crf(folder, "prob.nii.gz", out)
 
     assert result.exit_code == 0, result.output
     refined = np.asarray(nib.load(out).dataobj)
@@ -73,20 +72,7 @@ def test_crf_command_rejects_scores_that_are_not_probabilities(written_case):
         folder / "scores.nii.gz",
     )
 
-    result = runner.invoke(
-        app,
-        [
-            "crf",
-            "--image",
-            str(folder / "img_0000.nii.gz"),
-            "--image",
-            str(folder / "img_0001.nii.gz"),
-            "--prob",
-            str(folder / "scores.nii.gz"),
-            "--out",
-            str(folder / "seg.nii.gz"),
-        ],
-    )
+    result = _run_crf(folder, "scores.nii.gz", folder / "seg.nii.gz")
 
     assert result.exit_code == 1
     assert "scores.nii.gz: the values do not sum to 1" in result.output
