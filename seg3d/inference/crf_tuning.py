@@ -16,8 +16,9 @@ import numpy as np
 from seg3d.data.dataset import open_dataset
 from seg3d.data.loading import load_case
 from seg3d.errors import Seg3dError
-from seg3d.inference.pipeline import CasePredictor, crf_image
+from seg3d.inference.pipeline import CasePredictor
 from seg3d.inference.trained_model import load_trained_model
+from seg3d.postprocessing.case_grid import canonical_crf_inputs
 from seg3d.postprocessing.settings import (
     Postprocessing,
     store_postprocessing,
@@ -67,13 +68,14 @@ def tune_run_crf(
         case = load_case(files[case_id], model.channel_names, model.label_values)
         prediction = predictor.predict(case)
         classes = np.searchsorted(np.asarray(model.label_values), case.label_map)
+        inputs = canonical_crf_inputs(case, prediction.records[0].statistics)
         cases.append(
             CrfTuningCase(
-                prediction.probabilities,
-                crf_image(case, prediction.records[0]),
-                case.spacing,
-                classes,
-                case.roi_mask,
+                inputs.to_canonical(prediction.probabilities),
+                inputs.image,
+                inputs.spacing,
+                inputs.reorientation.to_canonical(classes),
+                inputs.roi_mask,
             )
         )
     current = stored_postprocessing(run_dir)

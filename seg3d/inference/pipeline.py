@@ -21,15 +21,14 @@ from seg3d.data.case import Case
 from seg3d.inference.dense import DensePredictor
 from seg3d.inference.trained_model import TrainedModel, check_ensemble
 from seg3d.io.writing import label_dtype
+from seg3d.postprocessing.case_grid import refine_case_probabilities
 from seg3d.postprocessing.components import filter_components
-from seg3d.postprocessing.crf import apply_crf
 from seg3d.postprocessing.settings import Postprocessing
 from seg3d.preprocessing import (
     PreprocessingRecord,
     preprocess_case,
     restore_probabilities,
 )
-from seg3d.preprocessing.normalization import normalize
 
 logger = logging.getLogger(__name__)
 
@@ -115,12 +114,13 @@ class CasePredictor:
             probabilities[:, ~case.roi_mask] = 0.0
             probabilities[0, ~case.roi_mask] = 1.0
         if self.postprocessing.crf is not None:
-            probabilities = apply_crf(
+            # On the case's grid, after the ensemble is averaged, with the
+            # intensities normalised as the first model normalised them.
+            probabilities = refine_case_probabilities(
                 probabilities,
-                crf_image(case, records[0]),
-                case.spacing,
+                case,
+                records[0].statistics,
                 self.postprocessing.crf,
-                case.roi_mask,
                 self.device,
             )
         label_map = self.label_map(probabilities)
@@ -156,16 +156,6 @@ class CasePredictor:
             summed = probabilities if summed is None else summed + probabilities
         mean = summed / len(flips)  # (N, i, j, k) on the processed grid
         return restore_probabilities(mean, processed.record), processed.record
-
-
-def crf_image(case: Case, record: PreprocessingRecord) -> np.ndarray:
-    """The case's ``(C, I, J, K)`` intensities on the scale the CRF expects.
-
-    The CRF runs on the case's own grid, after the ensemble is averaged, with
-    intensities normalised by the first model's statistics for this case (its
-    intensity sigmas are in those units, e.g. z-scores).
-    """
-    return normalize(case.image, record.statistics, case.roi_mask)
 
 
 def _without_labels(case: Case) -> Case:

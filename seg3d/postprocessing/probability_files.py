@@ -12,11 +12,10 @@ from seg3d.data.case import Case, CaseFiles
 from seg3d.data.loading import load_case
 from seg3d.errors import VolumeReadError
 from seg3d.io import Volume, check_same_grid, read_volume
+from seg3d.postprocessing.case_grid import refine_case_probabilities
 from seg3d.postprocessing.components import filter_components
-from seg3d.postprocessing.crf import apply_crf
 from seg3d.postprocessing.settings import Postprocessing
 from seg3d.preprocessing import PreprocessingConfig, preprocess_case
-from seg3d.preprocessing.normalization import normalize
 
 
 def refine_probability_file(
@@ -43,10 +42,9 @@ def refine_probability_file(
     case = load_case(CaseFiles("crf", tuple(images), None, mask))
     probabilities = _read_probabilities(probabilities_path, case)
     record = preprocess_case(case, PreprocessingConfig(crop="none")).record
-    image = normalize(case.image, record.statistics, case.roi_mask)
     if settings.crf is not None:
-        probabilities = apply_crf(
-            probabilities, image, case.spacing, settings.crf, case.roi_mask, device
+        probabilities = refine_case_probabilities(
+            probabilities, case, record.statistics, settings.crf, device
         )
     classes = probabilities.argmax(axis=0).astype(np.uint16)
     if settings.components is not None:
