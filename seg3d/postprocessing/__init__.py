@@ -8,7 +8,10 @@ Modules (imported on use; the CRF needs torch):
 - ``tuning``: :func:`~seg3d.postprocessing.tuning.tune_crf`, a parameter search
   on labelled cases;
 - ``components``: :func:`~seg3d.postprocessing.components.filter_components`;
-- ``lattice`` and ``gaussian``: the two filters behind the CRF.
+- ``lattice`` and ``gaussian``: the two filters behind the CRF;
+- ``case_grid``, ``settings``, ``probability_files``: the CRF for a case on its
+  own grid, the postprocessing stored with a model, and probability maps on
+  disk.
 
 See ``docs/crf.md``.
 """
