@@ -177,6 +177,12 @@ def main() -> None:
     # algorithms on equal hardware. Give more to see what parallelism adds.
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    try:
+        import pydensecrf.densecrf  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            'the reference is not installed: pip install -e ".[crf-reference]"'
+        ) from None
     if args.threads:
         torch.set_num_threads(args.threads)
 
