@@ -100,3 +100,22 @@ def test_console_script_and_module_report_the_version():
         result = subprocess.run(command, capture_output=True, text=True, cwd="/")
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == f"seg3d {__version__}"
+
+
+def test_console_script_turns_user_errors_into_one_line(tmp_path):
+    missing = tmp_path / "nowhere"
+    result = subprocess.run(
+        ["seg3d", "-q", "check", str(missing)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error:")
+    assert "nowhere" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+    debug = subprocess.run(
+        ["seg3d", "--debug", "check", str(missing)], capture_output=True, text=True
+    )
+    assert debug.returncode != 0
+    assert "Traceback" in debug.stderr
