@@ -112,7 +112,7 @@ def roi_bounds(
         ``(first, stop)`` per axis, or ``None`` for an empty ROI.
     """
     if roi_mask is None:
-        return (0, 0, 0), tuple(int(n) for n in spatial_shape)  # type: ignore[return-value]
+        return (0, 0, 0), tuple(int(n) for n in spatial_shape)
     first = []
     stop = []
     for axis in range(3):

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from seg3d.data.dataset import open_dataset
 from seg3d.data.loading import load_case
 from seg3d.errors import Seg3dError
@@ -25,6 +23,7 @@ from seg3d.postprocessing.settings import (
     stored_postprocessing,
 )
 from seg3d.postprocessing.tuning import CrfTuningCase, CrfTuningResult, tune_crf
+from seg3d.sampling.centres import class_index_map
 from seg3d.training.checkpoint import load_checkpoint
 from seg3d.training.run_folder import LAST_CHECKPOINT, model_file_in
 
@@ -67,7 +66,7 @@ def tune_run_crf(
     for case_id in case_ids:
         case = load_case(files[case_id], model.channel_names, model.label_values)
         prediction = predictor.predict(case)
-        classes = np.searchsorted(np.asarray(model.label_values), case.label_map)
+        classes = class_index_map(case.label_map, model.label_values, case_id)
         inputs = canonical_crf_inputs(case, prediction.records[0].statistics)
         cases.append(
             CrfTuningCase(

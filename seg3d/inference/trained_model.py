@@ -69,7 +69,7 @@ def load_trained_model(path: Path) -> TrainedModel:
             channel_names=tuple(info["channel_names"]),
             labels={str(k): int(v) for k, v in info["labels"].items()},
             preprocessing=PreprocessingConfig.from_dict(info["preprocessing"]),
-            training_spacing=tuple(float(s) for s in info["training_spacing"]),  # type: ignore[arg-type]
+            training_spacing=tuple(float(s) for s in info["training_spacing"]),
             flip_axes=tuple(int(a) for a in info.get("flip_axes", ())),
             info=info,
         )

@@ -64,7 +64,7 @@ class PathwayGeometry:
     @property
     def context_shape(self) -> Shape3:
         """Extent of the input in image voxels (``input * factor``)."""
-        return tuple(n * self.factor for n in self.input_shape)  # type: ignore[return-value]
+        return tuple(n * self.factor for n in self.input_shape)
 
     def image_span(self, output_start: Sequence[int]) -> tuple[Shape3, Shape3]:
         """First image index and past-the-end index read for a prediction block.
@@ -106,7 +106,7 @@ class SegmentGeometry:
     @property
     def margin(self) -> Shape3:
         """Image voxels of context needed before the first prediction voxel."""
-        return tuple(-min(p.offset[a] for p in self.pathways) for a in range(3))  # type: ignore[return-value]
+        return tuple(-min(p.offset[a] for p in self.pathways) for a in range(3))
 
     def describe(self) -> list[str]:
         lines = []
@@ -205,7 +205,7 @@ def equivariant_geometry(
         pathways.append(
             PathwayGeometry(
                 factor=1,
-                input_shape=tuple(n + factor * shrink for n in output),  # type: ignore[arg-type]
+                input_shape=tuple(n + factor * shrink for n in output),
                 output_shape=output,
                 offset=(-factor * (shrink // 2),) * 3,
                 crop=(0, 0, 0),

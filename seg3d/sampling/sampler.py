@@ -105,7 +105,7 @@ class SegmentSampler(IterableDataset):
         self.case_ids = [case.case_id for case in cases]
         self.images = [case.image for case in cases]
         self.class_maps = [
-            class_index_map(case.label_map, label_values, case.case_id)  # type: ignore[arg-type]
+            class_index_map(case.label_map, label_values, case.case_id)
             for case in cases
         ]
         # Per-case channel ranges make gamma one fixed map of the whole volume.

@@ -49,7 +49,7 @@ class TrainingCases:
     @property
     def median_spacing(self) -> tuple[float, float, float]:
         spacings = np.array([case.spacing for case in self.training])
-        return tuple(float(s) for s in np.median(spacings, axis=0))  # type: ignore[return-value]
+        return tuple(float(s) for s in np.median(spacings, axis=0))
 
 
 def prepare_cases(

@@ -8,9 +8,11 @@ import numpy as np
 import torch
 
 from seg3d.inference.dense import DensePredictor
+from seg3d.metrics.overlap import OverlapCounts, overlap_metrics
 from seg3d.model.config import NetworkConfig
 from seg3d.model.network import DeepMedic
 from seg3d.preprocessing import PreprocessedCase
+from seg3d.sampling.centres import class_index_map
 from seg3d.training.cases import TrainingCases
 
 
@@ -72,7 +74,7 @@ def case_dice(
                 case.image, case.roi_mask, block_shape=_aligned(block, network_config)
             )
             segmentation = probabilities.argmax(axis=0)
-            truth = _class_indices(case.label_map, label_values)
+            truth = class_index_map(case.label_map, label_values, case.case_id)
             scores[case.case_id] = {
                 name: _dice(segmentation == index, truth == index)
                 for index, name in enumerate(names, start=1)
@@ -93,16 +95,5 @@ def _aligned(block: int, network_config: NetworkConfig) -> int:
     return max(step, block // step * step)
 
 
-def _class_indices(label_map: np.ndarray, label_values: tuple[int, ...]) -> np.ndarray:
-    lookup = {value: index for index, value in enumerate(label_values)}
-    indices = np.zeros(label_map.shape, dtype=np.int64)
-    for value, index in lookup.items():
-        indices[label_map == value] = index
-    return indices
-
-
 def _dice(prediction: np.ndarray, truth: np.ndarray) -> float:
-    total = prediction.sum() + truth.sum()
-    if total == 0:
-        return 1.0
-    return float(2.0 * np.logical_and(prediction, truth).sum() / total)
+    return overlap_metrics(OverlapCounts.of_masks(prediction, truth), 1.0).dice
